@@ -1,0 +1,182 @@
+"""The run directory: atomic writes, per-stage status, a sha256 manifest, and a process lock.
+
+Pure. Layout of `runs/<name>-<spechash[:8]>/` is documented in the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.errors import UserError
+
+UNHASHED = {"manifest.json", "status.json", ".lock"}
+TRANSIENT_DIRS = {"resume"}
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: object) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_tree(root: Path) -> dict[str, str]:
+    """sha256 of every artifact file under `root`, keyed by POSIX relative path."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if not p.is_file() or rel.parts[0] in TRANSIENT_DIRS or p.name in UNHASHED or p.name.startswith("."):
+            continue
+        out[rel.as_posix()] = sha256_file(p)
+    return out
+
+
+def run_dir_name(name: str, spec_sha: str) -> str:
+    return f"{name}-{spec_sha[:8]}"
+
+
+def safe_child(root: Path, name: str) -> Path:
+    """root/name, refusing names that would land outside root."""
+    root = root.resolve()
+    child = (root / name).resolve()
+    if child.parent != root:
+        raise UserError(f"run name {name!r} escapes the runs root {root}")
+    return child
+
+
+class RunDir:
+    """One run's directory. Stages record running/complete/failed in status.json."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_fh = None
+
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+    def read_json(self, rel: str) -> dict:
+        p = self.file(rel)
+        if not p.is_file():
+            raise UserError(f"{p}: not found")
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+    def write_json(self, rel: str, obj: object) -> None:
+        atomic_write_json(self.file(rel), obj)
+
+    def write_text(self, rel: str, text: str) -> None:
+        atomic_write_bytes(self.file(rel), text.encode())
+
+    def status(self) -> dict:
+        p = self.file("status.json")
+        return json.loads(p.read_text()) if p.is_file() else {"state": "new", "stages": {}, "required": []}
+
+    def stage_state(self, stage: str) -> str | None:
+        return self.status()["stages"].get(stage, {}).get("state")
+
+    def lock(self) -> None:
+        """Take an exclusive lock for this process (released on exit, even on SIGKILL)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.file(".lock"), "w")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise UserError(f"{self.path}: in use by another process") from None
+        self._lock_fh = fh
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def _set_stage(self, stage: str, state: str, required: list[str], error: str | None = None) -> None:
+        status = self.status()
+        entry = status["stages"].setdefault(stage, {})
+        if state == "running":
+            entry.update(started_at=now(), finished_at=None, error=None)
+        else:
+            entry.update(finished_at=now(), error=error)
+        entry["state"] = state
+        status["required"] = required
+        status["state"] = overall_state(status["stages"], required)
+        status["updated_at"] = now()
+        self.write_json("status.json", status)
+
+    def update_manifest(self) -> dict[str, str]:
+        manifest = hash_tree(self.path)
+        self.write_json("manifest.json", {"files": manifest, "updated_at": now()})
+        return manifest
+
+    @contextlib.contextmanager
+    def stage(self, stage: str, required: list[str]) -> Iterator[RunDir]:
+        """Mark `stage` running; on success hash the directory and mark it complete, else failed."""
+        self._set_stage(stage, "running", required)
+        try:
+            yield self
+        except BaseException as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._set_stage(stage, "failed", required, error=f"{type(exc).__name__}: {message}")
+            raise
+        self.update_manifest()
+        self._set_stage(stage, "complete", required)
+
+
+def overall_state(stages: dict, required: list[str]) -> str:
+    states = [stages.get(s, {}).get("state") for s in required]
+    if any(s == "failed" for s in states):
+        return "failed"
+    if any(s == "running" for s in states):
+        return "running"
+    if all(s == "complete" for s in states):
+        return "complete"
+    return "incomplete"
+
+
+def open_run(runs_root: Path, name: str, spec_sha: str, spec_json: str) -> RunDir:
+    """Create or reopen the run directory for a spec; its spec.json must match byte for byte."""
+    path = safe_child(Path(runs_root), run_dir_name(name, spec_sha))
+    run = RunDir(path)
+    run.lock()
+    existing = run.file("spec.json")
+    if existing.is_file() and existing.read_text() != spec_json:
+        run.unlock()
+        raise UserError(f"{existing}: differs from the spec being run (spec hash {spec_sha[:8]})")
+    if not existing.is_file():
+        run.write_text("spec.json", spec_json)
+    return run

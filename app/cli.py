@@ -1,0 +1,155 @@
+"""The `repro` command line: parse arguments, call one stage, map user errors to exit code 2.
+
+Heavy imports (torch, transformers, vLLM) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+from app.errors import UserError
+from app.spec import SpecError, load_spec, spec_hash
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible SFT + evaluation for GSM8K.")
+RUNS = typer.Option(Path("runs"), "--runs-dir", help="root of run directories")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a UserError as `error: …` lines on stderr and exit 2, without a traceback."""
+    try:
+        yield
+    except UserError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None:
+    """Validate spec files: `OK <path> <hash>` each, or one line per problem and exit 2."""
+    from app.data import check_spec_data
+
+    failed = False
+    for path in specs:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            failed = True
+            for line in exc.problems:
+                typer.echo(line, err=True)
+            continue
+        problems = check_spec_data(spec.data.source, spec.data.train_size) if spec.train else []
+        for line in problems:
+            typer.echo(f"{path}: {line}", err=True)
+        failed |= bool(problems)
+        if not problems:
+            typer.echo(f"OK {path} {spec_hash(spec)}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def data(spec_path: Path = typer.Argument(..., metavar="SPEC")) -> None:
+    """Print the data fingerprint and counts of a spec's training subset and eval split."""
+    from app.data import data_fingerprint
+
+    with user_errors():
+        spec = load_spec(spec_path)
+        d = spec.data
+        fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
+    typer.echo(json.dumps(fp, indent=2))
+
+
+@app.command("fingerprint")
+def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the pip freeze list")) -> None:
+    """Print this environment's fingerprint as JSON."""
+    from app.fingerprint import fingerprint
+
+    fp = fingerprint()
+    if not full:
+        fp.pop("pip_freeze")
+    typer.echo(json.dumps(fp, indent=2))
+
+
+@app.command()
+def audit(run_dir: Path = typer.Argument(..., metavar="RUN_DIR")) -> None:
+    """Re-hash a run's files against its manifest and compare its environment with this one."""
+    from app.fingerprint import audit as audit_run
+
+    with user_errors():
+        problems, env_diffs = audit_run(run_dir)
+    for line in env_diffs:
+        typer.echo(line)
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        typer.echo(f"AUDIT FAILED {run_dir}: {len(problems)} file problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"AUDIT OK {run_dir}: every file matches its manifest")
+
+
+@app.command()
+def train(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    runs_dir: Path = RUNS,
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train the spec's model on its GSM8K subset; writes the checkpoint into the run directory."""
+    from app.stages import train_stage
+
+    with user_errors():
+        run = train_stage(load_spec(spec_path), runs_dir, resume=resume, progress=progress)
+    typer.echo(f"TRAINED {run.path}")
+
+
+def _spec_arg(target: Path) -> tuple:
+    """SPEC file or RUN_DIR (its spec.json, and its parent as the runs root)."""
+    if target.is_dir():
+        return load_spec(target / "spec.json"), target.resolve().parent
+    return load_spec(target), None
+
+
+@app.command("eval")
+def eval_cmd(
+    target: Path = typer.Argument(..., metavar="SPEC|RUN_DIR"),
+    runs_dir: Path = RUNS,
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Evaluate the run's checkpoint (or the base model when the spec does not train)."""
+    from app.stages import eval_stage
+
+    with user_errors():
+        spec, root = _spec_arg(target)
+        run, metrics = eval_stage(spec, root or runs_dir, progress=progress)
+    typer.echo(f"EVALUATED {run.path} strict={metrics['strict_accuracy']:.4f} n={metrics['n']}")
+
+
+@app.command("run")
+def run_cmd(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    runs_dir: Path = RUNS,
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train (when the spec has a train section) then evaluate; resumes whatever is unfinished."""
+    from app.stages import run_stages
+
+    with user_errors():
+        run = run_stages(load_spec(spec_path), runs_dir, progress=progress)
+    typer.echo(f"COMPLETE {run.path}")
+
+
+def main() -> None:
+    app(prog_name="repro")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

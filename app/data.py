@@ -1,0 +1,179 @@
+"""GSM8K rows from a directory or the hub: validation, gold parsing, nested subsets, fingerprints.
+
+Pure: no torch import (`datasets` is imported only when reading from the hub).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from app.errors import UserError
+from app.numbers import canonical_number
+from app.spec import HUB_DATASET
+
+SPLITS = ("train", "test")
+DEFAULT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gsm8k"
+FULL_SIZES = {"train": 7473, "test": 1319}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One GSM8K row; `gold` is the canonical number after `####`."""
+
+    id: str
+    question: str
+    answer: str
+    gold: str
+
+
+def resolve_source(source: str) -> Path | str:
+    """'local' → GSM8K_DIR or the shared copy; the hub id stays a str; anything else is a path."""
+    if source == HUB_DATASET:
+        return HUB_DATASET
+    if source == "local":
+        env = os.environ.get("GSM8K_DIR")
+        return Path(env) if env else DEFAULT_DIR
+    return Path(source)
+
+
+def parse_gold(answer: str) -> str | None:
+    """Canonical number from the answer's final `#### N` line, or None."""
+    lines = [ln for ln in answer.strip().splitlines() if ln.strip()]
+    if not lines or not lines[-1].lstrip().startswith("####"):
+        return None
+    return canonical_number(lines[-1].split("####", 1)[1])
+
+
+def parse_row(raw: object, where: str, row_id: str) -> Example:
+    """Validate one decoded row; `where` names file and line in errors."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a JSON object")
+    for key in ("question", "answer"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise UserError(f"{where}: missing or empty '{key}'")
+    gold = parse_gold(raw["answer"])
+    if gold is None:
+        raise UserError(f"{where}: answer has no final '#### N' line with a number")
+    return Example(row_id, raw["question"], raw["answer"], gold)
+
+
+def read_jsonl(path: Path, split: str) -> list[Example]:
+    """Read and validate every line of a GSM8K JSONL file."""
+    if not path.is_file():
+        raise UserError(f"{path}: GSM8K file not found (set data.source or GSM8K_DIR)")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{where}: invalid JSON: {exc.msg}") from None
+            rows.append(parse_row(raw, where, f"{split}-{lineno - 1:05d}"))
+    return rows
+
+
+def read_hub(split: str, revision: str | None = None) -> list[Example]:
+    """Read a split of openai/gsm8k through `datasets` (needs network or a warm HF cache)."""
+    import datasets  # heavy and only needed for hub sources
+
+    ds = datasets.load_dataset(HUB_DATASET, "main", split=split, revision=revision)
+    return [parse_row(r, f"{HUB_DATASET}[{split}][{i}]", f"{split}-{i:05d}") for i, r in enumerate(ds)]
+
+
+def load_split(source: str, split: str) -> list[Example]:
+    """All validated rows of `split` from `source`."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
+    where = resolve_source(source)
+    if isinstance(where, str):
+        return read_hub(split)
+    if not where.is_dir():
+        raise UserError(f"{where}: GSM8K directory not found (data.source or GSM8K_DIR)")
+    return read_jsonl(where / f"{split}.jsonl", split)
+
+
+def nested_indices(n_rows: int, size: int | str, seed: int) -> list[int]:
+    """First `size` entries of one seeded permutation: sizes nest for a fixed seed."""
+    k = n_rows if size == "full" else int(size)
+    if k > n_rows:
+        raise UserError(f"data.train_size: {k} is larger than the {n_rows} training rows")
+    order = list(range(n_rows))
+    random.Random(seed).shuffle(order)
+    return order[:k]
+
+
+def rows_sha256(rows: list[Example]) -> str:
+    """sha256 over the selected rows, in order, as canonical JSON lines."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(asdict(row), sort_keys=True).encode() + b"\n")
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_hashes(source: str) -> dict[str, str]:
+    """sha256 of each split file for a directory source; the dataset id for the hub."""
+    where = resolve_source(source)
+    if isinstance(where, str):
+        return {"hub": where}
+    return {f"{s}.jsonl": file_sha256(where / f"{s}.jsonl") for s in SPLITS if (where / f"{s}.jsonl").exists()}
+
+
+def select_train(source: str, size: int | str, seed: int) -> list[Example]:
+    rows = load_split(source, "train")
+    return [rows[i] for i in nested_indices(len(rows), size, seed)]
+
+
+def select_eval(source: str, split: str, limit: int | None) -> list[Example]:
+    rows = load_split(source, split)
+    return rows[:limit] if limit else rows
+
+
+def data_fingerprint(source: str, size: int | str, seed: int, split: str, limit: int | None) -> dict:
+    """Everything needed to check later that the same rows were used."""
+    train_rows = load_split(source, "train")
+    chosen = [train_rows[i] for i in nested_indices(len(train_rows), size, seed)]
+    eval_rows = select_eval(source, split, limit)
+    where = resolve_source(source)
+    return {
+        "source": str(where),
+        "source_sha256": source_hashes(source),
+        "train_rows_available": len(train_rows),
+        "train_size": len(chosen),
+        "subset_seed": seed,
+        "train_subset_sha256": rows_sha256(chosen),
+        "train_first_ids": [r.id for r in chosen[:5]],
+        "eval_split": split,
+        "eval_size": len(eval_rows),
+        "eval_rows_sha256": rows_sha256(eval_rows),
+    }
+
+
+def check_spec_data(source: str, size: int | str) -> list[str]:
+    """Problems a spec's data section has against the real data (empty list when fine)."""
+    where = resolve_source(source)
+    if isinstance(where, str):
+        n = FULL_SIZES["train"]
+    elif not where.is_dir():
+        return [f"data.source: directory {where} not found (set GSM8K_DIR or data.source)"]
+    elif not (where / "train.jsonl").is_file():
+        return [f"data.source: {where / 'train.jsonl'} not found"]
+    else:
+        with (where / "train.jsonl").open("rb") as fh:
+            n = sum(1 for line in fh if line.strip())
+    if size != "full" and int(size) > n:
+        return [f"data.train_size: {size} is larger than the {n} training rows"]
+    return []

@@ -1,0 +1,161 @@
+"""The eval stage's core: prompts → generate in fixed chunks → grade → predictions.jsonl + metrics.
+
+predictions.jsonl is appended one chunk at a time, so an interrupted eval resumes at the first
+missing chunk; chunk boundaries are fixed by index, so batches (and vLLM outputs) do not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from app.answer import answer_position, grade, think_length
+from app.errors import UserError
+from app.metrics import summarize
+
+
+def prompt_sha256(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()
+
+
+def make_record(index: int, row_id: str, prompt_hash: str, gold: str, text: str, n_tokens: int,
+                finish_reason: str, stop_reason=None) -> dict:
+    """One predictions.jsonl line: raw output, parses, status and length facts."""
+    g = grade(text, gold, finish_reason)
+    return {
+        "index": index, "id": row_id, "prompt_sha256": prompt_hash, "gold": gold, "output": text,
+        "finish_reason": finish_reason, "stop_reason": stop_reason, "n_tokens": n_tokens,
+        "strict": g.strict, "diagnostic": g.diagnostic, "status": g.status,
+        "strict_correct": g.strict_correct, "diagnostic_correct": g.diagnostic_correct,
+        "think_chars": think_length(text), "answer_pos": answer_position(text),
+    }
+
+
+def read_predictions(path: Path, required=("id", "output", "gold", "finish_reason")) -> list[dict]:
+    """Read a predictions file; a torn last line (from a kill) is dropped, other bad lines are errors."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    records = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno >= len(lines) - 1:  # the final, unterminated line of an interrupted write
+                break
+            raise UserError(f"{path}:{lineno}: invalid JSON") from None
+        missing = [k for k in required if k not in rec]
+        if missing:
+            raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+        records.append(rec)
+    return records
+
+
+def regrade(records: list[dict]) -> list[dict]:
+    """Grade saved outputs again with the current grader (no generation)."""
+    return [
+        make_record(r.get("index", i), r["id"], r.get("prompt_sha256", ""), str(r["gold"]), r["output"],
+                    r.get("n_tokens", 0), r["finish_reason"], r.get("stop_reason"))
+        for i, r in enumerate(records)
+    ]
+
+
+def pending_chunks(n: int, chunk: int, done: set[int]) -> list[list[int]]:
+    """Fixed chunks of indices that still have a missing prediction."""
+    chunks = [list(range(s, min(n, s + chunk))) for s in range(0, n, chunk)]
+    return [c for c in chunks if not set(c) <= done]
+
+
+def run_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, on_chunk=None) -> None:
+    """Generate every missing prediction, appending each finished chunk to `pred_path`."""
+    existing = {r["index"]: r for r in read_predictions(pred_path)}
+    for r in existing.values():
+        if r["index"] >= len(prompts) or r["prompt_sha256"] != prompts[r["index"]]["prompt_sha256"]:
+            raise UserError(f"{pred_path}: line for {r['id']} does not match this eval's prompts")
+    _rewrite(pred_path, [existing[i] for i in sorted(existing)])
+    for idxs in pending_chunks(len(prompts), chunk, set(existing)):
+        outs = gen.generate([prompts[i]["ids"] for i in idxs])
+        new = [
+            make_record(i, prompts[i]["id"], prompts[i]["prompt_sha256"], prompts[i]["gold"], o.text, o.n_tokens,
+                        o.finish_reason, o.stop_reason)
+            for i, o in zip(idxs, outs) if i not in existing
+        ]
+        with pred_path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in new))
+        if on_chunk:
+            on_chunk(len(new))
+
+
+def _rewrite(path: Path, records: list[dict]) -> None:
+    """Drop a torn tail before appending again."""
+    from app.artifacts import atomic_write_bytes
+
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+def finalize(pred_path: Path, n_expected: int, extra: dict) -> tuple[list[dict], dict]:
+    """Sort predictions by index, check completeness, compute eval metrics."""
+    records = sorted(read_predictions(pred_path), key=lambda r: r["index"])
+    if len(records) != n_expected or [r["index"] for r in records] != list(range(n_expected)):
+        raise UserError(f"{pred_path}: {len(records)} predictions, expected {n_expected}")
+    _rewrite(pred_path, records)
+    return records, {**summarize(records), **extra}
+
+
+def build_prompts(tokenizer, template, rows: list) -> list[dict]:
+    """Prompt text hash and token ids per row, tokenised exactly as in training (no special tokens)."""
+    from app.prompts import render_prompt
+
+    out = []
+    for row in rows:
+        text = render_prompt(template, row.question)
+        out.append({"id": row.id, "gold": row.gold, "prompt_sha256": prompt_sha256(text),
+                    "ids": tokenizer(text, add_special_tokens=False)["input_ids"]})
+    return out
+
+
+def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool) -> dict:
+    """Run generation with a progress bar; returns wall time and throughput of this session."""
+    from rich.progress import Progress
+
+    before = {r["index"] for r in read_predictions(pred_path)}
+    t0 = time.time()
+    with Progress(disable=not progress, transient=False) as bar:
+        task = bar.add_task("eval", total=len(prompts), completed=len(before))
+        run_generation(gen, prompts, pred_path, chunk, on_chunk=lambda k: bar.advance(task, k))
+    wall = time.time() - t0
+    new_tokens = sum(r["n_tokens"] for r in read_predictions(pred_path) if r["index"] not in before)
+    return {"wall_s": wall, "generated_tokens": new_tokens, "tokens_per_s": new_tokens / wall if wall > 0 else None,
+            "resumed_with": len(before)}
+
+
+def samples_by_status(records: list[dict], per_status: int = 5) -> dict[str, list[dict]]:
+    """Up to `per_status` records each of correct, wrong, unclosed (first ones, by index)."""
+    out: dict[str, list[dict]] = {}
+    for status in ("correct", "wrong", "unclosed", "truncated", "unparsable"):
+        out[status] = [r for r in records if r["status"] == status][:per_status]
+    return out
+
+
+def print_summary(records: list[dict], metrics: dict, per_status: int = 5) -> None:
+    """Headline metrics and a few generations per status on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    lo, hi = metrics["strict_ci95"]
+    console.print(
+        f"[bold]strict {metrics['strict_accuracy']:.3f}[/] (95% CI {lo:.3f}–{hi:.3f}, n={metrics['n']})  "
+        f"diagnostic {metrics['diagnostic_accuracy']:.3f}  unclosed {metrics['unclosed_rate']:.3f}  "
+        f"unparsable {metrics['unparsable_rate']:.3f}  truncated {metrics['truncated_rate']:.3f}"
+    )
+    table = Table("status", "id", "gold", "strict", "diag", "output (tail)", show_lines=False)
+    for status, recs in samples_by_status(records, per_status).items():
+        for r in recs:
+            tail = r["output"][-90:].replace("\n", " ")
+            table.add_row(status, r["id"], r["gold"], str(r["strict"]), str(r["diagnostic"]), tail)
+    console.print(table)

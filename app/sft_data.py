@@ -1,0 +1,148 @@
+"""SFT examples as token ids: the masking contract, span checks, collation, and the data stream.
+
+Masking contract (CS336 style), for one example of length T:
+  input_ids      [T]  prompt ids ++ target ids ++ [eos]; prompt and target tokenised apart
+  labels         [T]  input_ids where supervised, -100 elsewhere (no shift; the loss shifts)
+  response_mask  [T]  1 on target ids and eos, 0 on the prompt (whatever the loss mode)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from app.errors import UserError
+
+IGNORE = -100
+LOSS_MODES = ("response", "answer_only", "full")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    id: str
+    input_ids: list[int]
+    labels: list[int]
+    response_mask: list[int]
+
+    @property
+    def n_supervised(self) -> int:
+        return sum(label != IGNORE for label in self.labels)
+
+
+def supervised_flags(offsets: list[tuple[int, int]], answer_start: int, mode: str) -> list[bool]:
+    """Which target tokens carry loss: all of them, or those that reach into the answer span."""
+    if mode == "answer_only":
+        return [end > answer_start for _, end in offsets]
+    return [True] * len(offsets)
+
+
+def encode_example(
+    tokenizer, example_id: str, prompt: str, target: str, answer_start: int, mode: str
+) -> Encoded:
+    """Tokenise prompt and target apart, join, append EOS, and mask by `mode`.
+
+    Raises UserError naming the example when nothing is supervised or when the supervised
+    tokens do not decode to the intended span (the TRL silent-mask failure mode).
+    """
+    if mode not in LOSS_MODES:
+        raise UserError(f"train.loss_mask: unknown mode {mode!r}")
+    eos = tokenizer.eos_token_id
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
+    target_ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    flags = supervised_flags(offsets, answer_start, mode)
+    input_ids = prompt_ids + target_ids + [eos]
+    response_mask = [0] * len(prompt_ids) + [1] * (len(target_ids) + 1)
+    if mode == "full":
+        labels = list(input_ids)
+    else:
+        labels = [IGNORE] * len(prompt_ids) + [t if f else IGNORE for t, f in zip(target_ids, flags)] + [eos]
+    intended = target if mode != "answer_only" else target[answer_start:]
+    check_span(tokenizer, example_id, labels, intended, mode)
+    return Encoded(example_id, input_ids, labels, response_mask)
+
+
+def check_span(tokenizer, example_id: str, labels: list[int], intended: str, mode: str) -> None:
+    """The supervised ids (EOS aside) must decode to exactly the intended target text."""
+    supervised = [t for t in labels if t != IGNORE]
+    if len(supervised) <= 1 and mode != "full":
+        raise UserError(f"example {example_id}: no supervised target token under loss_mask={mode}")
+    if mode == "full":
+        return
+    text = tokenizer.decode(supervised[:-1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if text != intended:
+        raise UserError(
+            f"example {example_id}: supervised tokens decode to {text[:60]!r}…, expected {intended[:60]!r}…"
+        )
+
+
+def apply_length_limit(examples: list[Encoded], max_seq_len: int, overlong: str) -> tuple[list[Encoded], int]:
+    """Drop or reject examples longer than `max_seq_len`; never cut one. Returns (kept, dropped)."""
+    kept = [e for e in examples if len(e.input_ids) <= max_seq_len]
+    dropped = len(examples) - len(kept)
+    if dropped and overlong == "error":
+        first = next(e for e in examples if len(e.input_ids) > max_seq_len)
+        raise UserError(
+            f"example {first.id}: {len(first.input_ids)} tokens > train.max_seq_len={max_seq_len} "
+            f"({dropped} such examples; set train.overlong='drop' to skip them)"
+        )
+    if not kept:
+        raise UserError(f"train.max_seq_len={max_seq_len}: every example is longer")
+    return kept, dropped
+
+
+def collate(batch: list[Encoded], pad_id: int):
+    """Right-pad a micro-batch into tensors [B, T]: input_ids, labels, attention_mask, response_mask."""
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+
+    def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+        return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+    return {
+        "input_ids": pad([e.input_ids for e in batch], pad_id),
+        "labels": pad([e.labels for e in batch], IGNORE),
+        "attention_mask": pad([[1] * len(e.input_ids) for e in batch], 0),
+        "response_mask": pad([e.response_mask for e in batch], 0),
+    }
+
+
+def epoch_order(lengths: list[int], seed: int, epoch: int, group: int | None) -> list[int]:
+    """A seeded permutation for one epoch; with `group`, sorted by length inside chunks of that size."""
+    order = list(range(len(lengths)))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    if group:
+        chunks = [order[i : i + group] for i in range(0, len(order), group)]
+        order = [i for chunk in chunks for i in sorted(chunk, key=lambda j: (-lengths[j], j))]
+    return order
+
+
+def stream_slice(lengths: list[int], seed: int, start: int, count: int, group: int | None) -> list[int]:
+    """Items [start, start+count) of the endless stream of epoch orders (so resuming is a position)."""
+    n = len(lengths)
+    out: list[int] = []
+    cache: dict[int, list[int]] = {}
+    for pos in range(start, start + count):
+        epoch = pos // n
+        if epoch not in cache:
+            cache[epoch] = epoch_order(lengths, seed, epoch, group)
+        out.append(cache[epoch][pos % n])
+    return out
+
+
+def plan_steps(
+    lengths: list[int], global_batch: int, seed: int, group: int | None,
+    epochs: float | None, max_steps: int | None, max_tokens: int | None,
+) -> int:
+    """Optimizer steps for the budget: ceil(epochs × n / batch), a step count, or a token budget."""
+    if max_steps is not None:
+        return max_steps
+    if epochs is not None:
+        return max(1, -(-round(epochs * len(lengths)) // global_batch))
+    assert max_tokens is not None
+    seen, pos = 0, 0
+    while seen < max_tokens:
+        seen += sum(lengths[i] for i in stream_slice(lengths, seed, pos, global_batch, group))
+        pos += global_batch
+    return pos // global_batch

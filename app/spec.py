@@ -1,0 +1,162 @@
+"""Run specs: a frozen pydantic model, loading with one-line errors, and a canonical hash.
+
+Pure: no torch, transformers or vLLM imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.errors import UserError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+HUB_DATASET = "openai/gsm8k"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Section):
+    """Which weights to start from."""
+
+    id: str = Field("smollm2-135m", min_length=1, description="hub id, local path or 'smollm2-135m'")
+    revision: str | None = Field(None, description="hub revision (commit sha recommended)")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    trust_remote_code: bool = False
+
+
+class DataSpec(_Section):
+    """Which GSM8K rows train and evaluate."""
+
+    source: str = Field(
+        "local",
+        min_length=1,
+        description="'local' (GSM8K_DIR, else ../shared/data/gsm8k), a directory, or 'openai/gsm8k'",
+    )
+    train_size: int | Literal["full"] = Field(128, description="nested subset size, >= 1, or 'full'")
+    subset_seed: int = Field(0, ge=0)
+    eval_split: Literal["test", "train"] = "test"
+    eval_limit: int | None = Field(None, ge=1, description="evaluate the first N rows of the split")
+
+    @model_validator(mode="after")
+    def _size_positive(self) -> DataSpec:
+        if isinstance(self.train_size, int) and self.train_size < 1:
+            raise ValueError("train_size must be >= 1 or 'full'")
+        return self
+
+
+class PromptSpec(_Section):
+    template: Literal["r1_zero_v1"] = "r1_zero_v1"
+
+
+class TrainSpec(_Section):
+    """Optimisation settings; exactly one budget (epochs, max_steps, max_tokens) is set."""
+
+    epochs: float | None = Field(None, gt=0, le=100)
+    max_steps: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, description="total non-pad training tokens")
+    lr: float = Field(2e-5, gt=0, le=1e-2)
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_ratio: float = Field(0.0, ge=0, le=0.5)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    loss_mask: Literal["response", "answer_only", "full"] = "response"
+    micro_batch_size: int = Field(4, ge=1, le=512)
+    grad_accum: int = Field(4, ge=1, le=1024)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    max_seq_len: int = Field(1024, ge=16, le=32768)
+    overlong: Literal["error", "drop"] = "error"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    group_by_length: bool = False
+    gradient_checkpointing: bool = False
+    save_every: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainSpec:
+        budgets = [b for b in (self.epochs, self.max_steps, self.max_tokens) if b is not None]
+        if len(budgets) != 1:
+            raise ValueError("set exactly one of epochs, max_steps, max_tokens")
+        return self
+
+
+class EvalSpec(_Section):
+    backend: Literal["vllm", "hf"] = "vllm"
+    max_new_tokens: int = Field(1024, ge=1, le=32768)
+    stop: tuple[str, ...] = ("</answer>",)
+    temperature: Literal[0, 0.0] = 0.0
+    batch_size: int = Field(64, ge=1, le=4096, description="prompts per generation call / resume chunk")
+
+
+class RunSpec(_Section):
+    """A whole run: what to train (optional) and how to evaluate."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    seed: int = Field(0, ge=0)
+    model: ModelSpec = ModelSpec()
+    data: DataSpec = DataSpec()
+    prompt: PromptSpec = PromptSpec()
+    train: TrainSpec | None = None
+    eval: EvalSpec = EvalSpec()
+
+
+def spec_hash(spec: RunSpec) -> str:
+    """sha256 of the spec as sorted-key JSON with defaults filled in."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def format_validation_error(path: str, err: ValidationError) -> list[str]:
+    """One line per problem: `file: field.path: message`."""
+    lines = []
+    for problem in err.errors():
+        loc = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-after")) or "<root>"
+        loc = ".".join(p for p in loc.split(".") if p not in ("int", "literal['full']"))
+        lines.append(f"{path}: {loc}: {problem['msg']}")
+    return lines
+
+
+class SpecError(UserError):
+    """A spec file failed to load; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_spec(text: str, path: str = "<spec>") -> RunSpec:
+    """Parse spec JSON text; raise SpecError with one line per problem."""
+    if not text.strip():
+        raise SpecError([f"{path}: empty file"])
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError([f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
+    if not isinstance(raw, dict):
+        raise SpecError([f"{path}: <root>: expected a JSON object, got {type(raw).__name__}"])
+    try:
+        return RunSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(path, exc)) from None
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    """Read and validate a spec file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([f"{p}: no such file"]) from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{p}: cannot read spec: {exc.__class__.__name__}"]) from None
+    return parse_spec(text, str(p))
+
+
+def dump_spec(spec: RunSpec) -> str:
+    """Spec as pretty JSON with every default written out."""
+    return json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,271 @@
+"""The SFT loop: one explicit loop from data to checkpoint, resumable and deterministic.
+
+Loss per optimizer step = (sum of token cross-entropies over the whole accumulation window)
+/ (supervised tokens in that window, across all ranks), so micro-batching, accumulation and
+DDP do not change the gradient (transformers#34191).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from app.artifacts import RunDir, atomic_write_bytes
+from app.schedule import lr_at
+from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
+
+GROUP_FACTOR = 8  # length grouping sorts within chunks of 8 global batches
+
+
+def set_determinism(seed: int) -> None:
+    """Seed python/numpy/torch and force deterministic kernels (CUBLAS needs its workspace var)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
+def init_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world_size, device); starts a process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: str) -> tuple[torch.Tensor, int]:
+    """Summed next-token CE of one micro-batch divided by the window's supervised count."""
+    ids = batch["input_ids"].to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    with autocast:
+        logits = model(input_ids=ids, attention_mask=batch["attention_mask"].to(device)).logits
+    labels = batch["labels"].to(device)[:, 1:]
+    ce = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+    return ce / n_window, int((labels != IGNORE).sum())
+
+
+def step_items(lengths: list[int], seed: int, step: int, micro: int, accum: int, world: int, rank: int,
+               group: int | None) -> tuple[list[list[int]], list[int]]:
+    """This rank's micro-batches for `step`, and every item in the step (for global counts)."""
+    global_batch = micro * accum * world
+    items = stream_slice(lengths, seed, step * global_batch, global_batch, group)
+    windows = [items[j * micro * world : (j + 1) * micro * world] for j in range(accum)]
+    return [w[rank * micro : (rank + 1) * micro] for w in windows], items
+
+
+def batch_stats(examples: list[Encoded], micro_batches: list[list[int]]) -> dict:
+    """Token accounting for one rank's micro-batches."""
+    real = sum(len(examples[i].input_ids) for mb in micro_batches for i in mb)
+    padded = sum(len(mb) * max(len(examples[i].input_ids) for i in mb) for mb in micro_batches if mb)
+    return {"tokens": real, "padded": padded}
+
+
+def save_resume(run: RunDir, step: int, model, optimizer) -> None:
+    """Write a resumable checkpoint for `step` (next step to run), then point `latest` at it."""
+    target = run.file(f"resume/step-{step:06d}")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(unwrap(model).state_dict(), tmp / "model.pt")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+               tmp / "rng.pt")
+    os.replace(tmp, target)
+    atomic_write_bytes(run.file("resume/latest.json"), json.dumps({"step": step, "dir": target.name}).encode())
+    for old in run.file("resume").glob("step-*"):
+        if old.name != target.name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_resume(run: RunDir, model, optimizer) -> int:
+    """Restore the latest resumable checkpoint; returns the step to continue from (0 if none)."""
+    pointer = run.file("resume/latest.json")
+    if not pointer.is_file():
+        return 0
+    latest = json.loads(pointer.read_text())
+    src = run.file("resume") / latest["dir"]
+    unwrap(model).load_state_dict(torch.load(src / "model.pt", weights_only=True))
+    optimizer.load_state_dict(torch.load(src / "optimizer.pt", weights_only=True))
+    rng = torch.load(src / "rng.pt", weights_only=False)
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    return int(latest["step"])
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not norms or biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, foreach=False)
+
+
+def truncate_log(path: Path, before_step: int) -> None:
+    """Keep only log lines of steps already covered by the resumable checkpoint."""
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < before_step]
+    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+
+
+def fault_injection(step: int) -> None:
+    """Test hook: REPRO_KILL_AFTER_STEP=N sends SIGKILL to this process after step N."""
+    target = os.environ.get("REPRO_KILL_AFTER_STEP")
+    if target is not None and step == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_training(
+    run: RunDir, model_path: str, tokenizer, examples: list[Encoded], *, seed: int,
+    epochs: float | None, max_steps: int | None, max_tokens: int | None, lr: float, schedule: str,
+    warmup_ratio: float, min_lr_ratio: float, micro_batch_size: int, grad_accum: int,
+    max_grad_norm: float | None, weight_decay: float, dtype: str, group_by_length: bool,
+    gradient_checkpointing: bool, save_every: int | None, resume: bool, progress: bool = True,
+    trust_remote_code: bool = False, revision: str | None = None,
+) -> dict:
+    """Train and write checkpoint/, train_log.jsonl, train_metrics.json, train_curves.png."""
+    from transformers import AutoModelForCausalLM
+
+    set_determinism(seed)
+    rank, world, device = init_distributed()
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.float32, revision=revision, use_safetensors=True, trust_remote_code=trust_remote_code
+    ).to(device)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.config.use_cache = False
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    model.train()
+    optimizer = make_optimizer(model, lr, weight_decay)
+    lengths = [len(e.input_ids) for e in examples]
+    global_batch = micro_batch_size * grad_accum * world
+    group = global_batch * GROUP_FACTOR if group_by_length else None
+    total_steps = plan_steps(lengths, global_batch, seed, group, epochs, max_steps, max_tokens)
+    start = load_resume(run, model, optimizer) if resume else 0
+    log_path = run.file("train_log.jsonl")
+    if rank == 0:
+        truncate_log(log_path, start)
+
+    t0, sum_tokens = time.time(), 0
+    bar = make_progress(progress and rank == 0, total_steps, start)
+    for step in range(start, total_steps):
+        step_t0 = time.time()
+        lr_now = lr_at(step, total_steps, lr, schedule, warmup_ratio, min_lr_ratio)
+        for group_ in optimizer.param_groups:
+            group_["lr"] = lr_now
+        micro_batches, items = step_items(lengths, seed, step, micro_batch_size, grad_accum, world, rank, group)
+        n_window = sum(examples[i].n_supervised for i in items)
+        loss_sum = torch.zeros((), device=device)
+        for j, mb in enumerate(micro_batches):
+            batch = collate([examples[i] for i in mb], tokenizer.pad_token_id)
+            sync = world == 1 or j == len(micro_batches) - 1
+            ctx = model.no_sync() if not sync else _null()
+            with ctx:
+                loss, _ = window_loss(model, batch, n_window, device, dtype)
+                (loss * world).backward()  # DDP averages gradients; the window sum needs the total
+            loss_sum += loss.detach()
+        if world > 1:
+            torch.distributed.all_reduce(loss_sum)
+        clip = max_grad_norm if max_grad_norm is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        stats = batch_stats(examples, [[i] for i in items])
+        padded = batch_stats(examples, micro_batches)["padded"] * world
+        sum_tokens += stats["tokens"]
+        elapsed = time.time() - step_t0
+        record = {
+            "step": step, "epoch": (step + 1) * global_batch / len(examples), "lr": lr_now,
+            "loss": float(loss_sum), "grad_norm": grad_norm, "supervised_tokens": n_window,
+            "tokens": stats["tokens"], "supervised_ratio": n_window / stats["tokens"],
+            "padding_fraction": 1 - stats["tokens"] / padded if padded else 0.0,
+            "tokens_per_s": stats["tokens"] / elapsed if elapsed > 0 else None,
+            "elapsed_s": time.time() - t0,
+        }
+        if rank == 0:
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if save_every and (step + 1) % save_every == 0 and step + 1 < total_steps:
+                save_resume(run, step + 1, model, optimizer)
+            bar.update(step, record)
+        fault_injection(step)
+    bar.close()
+    if rank == 0:
+        save_checkpoint(unwrap(model), tokenizer, run.file("checkpoint"))
+    if world > 1:
+        torch.distributed.barrier()
+    wall = time.time() - t0
+    return {"total_steps": total_steps, "resumed_from_step": start, "global_batch": global_batch,
+            "world_size": world, "examples": len(examples), "wall_s": wall,
+            "tokens_per_s_session": sum_tokens / wall if wall > 0 else None}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def save_checkpoint(model, tokenizer, out: Path) -> None:
+    """safetensors + tokenizer + generation_config (EOS = the tokenizer's), written atomically."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.use_cache = True
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+class make_progress:
+    """A rich progress bar on stderr showing step, loss and LR (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, start: int):
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                TextColumn("{task.fields[info]}"))
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=total, completed=start, info="")
+
+    def update(self, step: int, record: dict) -> None:
+        if self.bar is not None:
+            info = f"loss {record['loss']:.4f} lr {record['lr']:.2e} gn {record['grad_norm']:.2f}"
+            self.bar.update(self.task, completed=step + 1, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,72 @@
+"""Grader pairs: each status and number format, positive and negative."""
+
+import pytest
+
+from app.answer import answer_span, grade, parse_diagnostic, parse_strict
+from app.numbers import canonical_number, find_numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("18", "18"), ("18.0", "18"), ("18.50", "18.5"), ("$1,234", "1234"), ("-7", "-7"), ("7.", "7"),
+     ("0.25", "0.25"), (".5", "0.5"), ("1,000,000", "1000000"), ("-$3", "-3"), ("abc", None), ("", None)],
+)
+def test_canonical_number(text, expected):
+    assert canonical_number(text) == expected
+
+
+def test_find_numbers_handles_commas_signs_and_lists():
+    assert find_numbers("paid $1,200.50 then -3 and 1,2,3") == ["1200.5", "-3", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("output", "strict"),
+    [
+        (" x </think> <answer> 18 </answer>", "18"),
+        ("<answer>$18.00.</answer>", "18"),
+        ("<answer>1,080</answer>", "1080"),
+        ("<answer>-5</answer>", "-5"),
+        ("<answer>18 apples</answer>", "18"),
+        ("<answer>3 + 15 = 18</answer>", None),  # more than one number
+        ("<answer>eighteen</answer>", None),  # no number
+        ("<answer>18", None),  # never closed
+        ("18 </answer>", None),  # closed but never opened
+        ("<answer>1</answer> <answer>2</answer>", "1"),  # the first closed span counts
+    ],
+)
+def test_parse_strict(output, strict):
+    assert parse_strict(output) == strict
+
+
+def test_strict_takes_last_open_tag_before_the_close():
+    assert answer_span("<answer> draft <answer> 7 </answer>") == " 7 "
+
+
+@pytest.mark.parametrize(
+    ("output", "diag"),
+    [("so 3 + 4 = 7", "7"), ("<answer>3 + 4 = 7</answer>", "7"), ("<answer>12</answer> 99", "12"), ("none", None)],
+)
+def test_parse_diagnostic(output, diag):
+    assert parse_diagnostic(output) == diag
+
+
+@pytest.mark.parametrize(
+    ("output", "finish", "status"),
+    [
+        ("<answer> 72 </answer>", "stop", "correct"),
+        ("<answer> 72.0 </answer>", "stop", "correct"),
+        ("<answer> 71 </answer>", "stop", "wrong"),
+        ("<answer> 7 2 </answer>", "stop", "unparsable"),
+        ("<answer> seventy-two </answer>", "stop", "unparsable"),
+        ("the answer is 72", "stop", "unclosed"),
+        ("the answer is 72", "length", "truncated"),
+        ("<answer> 72", "length", "truncated"),
+    ],
+)
+def test_grade_status(output, finish, status):
+    assert grade(output, "72", finish).status == status
+
+
+def test_diagnostic_counts_where_strict_fails():
+    g = grade("48 + 24 = 72", "72", "stop")
+    assert (g.strict_correct, g.diagnostic_correct, g.status) == (False, True, "unclosed")
