@@ -146,6 +146,59 @@ def run_cmd(
     typer.echo(f"COMPLETE {run.path}")
 
 
+def _predictions_path(path: Path) -> Path:
+    return path / "predictions.jsonl" if path.is_dir() else path
+
+
+@app.command()
+def rescore(
+    path: Path = typer.Argument(..., metavar="RUN_DIR|PREDICTIONS"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Recompute every metric from saved outputs, without generating."""
+    from app.evaluate import print_summary, read_predictions, regrade
+    from app.metrics import summarize
+
+    with user_errors():
+        pred = _predictions_path(path)
+        if not pred.is_file():
+            raise UserError(f"{pred}: not found")
+        records = regrade(read_predictions(pred))
+        if not records:
+            raise UserError(f"{pred}: no predictions")
+    metrics = summarize(records)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print_summary(records, metrics)
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., metavar="RUN_A"),
+    run_b: Path = typer.Argument(..., metavar="RUN_B"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Paired comparison of strict accuracy (B - A) on the items both runs evaluated."""
+    from app.evaluate import read_predictions, regrade
+    from app.metrics import paired_compare
+
+    with user_errors():
+        a, b = (regrade(read_predictions(_predictions_path(p))) for p in (run_a, run_b))
+        if not a or not b:
+            raise UserError("both runs need predictions.jsonl")
+    out = paired_compare({r["id"]: r["strict_correct"] for r in a}, {r["id"]: r["strict_correct"] for r in b})
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    lo, hi = out["bootstrap_ci95"]
+    typer.echo(
+        f"n={out['n_paired']}  A={out['accuracy_a']:.4f}  B={out['accuracy_b']:.4f}  "
+        f"B-A={out['difference']:+.4f} (95% bootstrap CI {lo:+.4f}..{hi:+.4f})  "
+        f"only A {out['only_a_correct']}, only B {out['only_b_correct']}, exact McNemar p={out['mcnemar_p']:.4g}"
+    )
+
+
 def main() -> None:
     app(prog_name="repro")
 

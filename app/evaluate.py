@@ -20,16 +20,27 @@ def prompt_sha256(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()
 
 
-def make_record(index: int, row_id: str, prompt_hash: str, gold: str, text: str, n_tokens: int,
-                finish_reason: str, stop_reason=None) -> dict:
+def make_record(
+    index: int, row_id: str, prompt_hash: str, gold: str, text: str, n_tokens: int, finish_reason: str, stop_reason=None
+) -> dict:
     """One predictions.jsonl line: raw output, parses, status and length facts."""
     g = grade(text, gold, finish_reason)
     return {
-        "index": index, "id": row_id, "prompt_sha256": prompt_hash, "gold": gold, "output": text,
-        "finish_reason": finish_reason, "stop_reason": stop_reason, "n_tokens": n_tokens,
-        "strict": g.strict, "diagnostic": g.diagnostic, "status": g.status,
-        "strict_correct": g.strict_correct, "diagnostic_correct": g.diagnostic_correct,
-        "think_chars": think_length(text), "answer_pos": answer_position(text),
+        "index": index,
+        "id": row_id,
+        "prompt_sha256": prompt_hash,
+        "gold": gold,
+        "output": text,
+        "finish_reason": finish_reason,
+        "stop_reason": stop_reason,
+        "n_tokens": n_tokens,
+        "strict": g.strict,
+        "diagnostic": g.diagnostic,
+        "status": g.status,
+        "strict_correct": g.strict_correct,
+        "diagnostic_correct": g.diagnostic_correct,
+        "think_chars": think_length(text),
+        "answer_pos": answer_position(text),
     }
 
 
@@ -58,8 +69,16 @@ def read_predictions(path: Path, required=("id", "output", "gold", "finish_reaso
 def regrade(records: list[dict]) -> list[dict]:
     """Grade saved outputs again with the current grader (no generation)."""
     return [
-        make_record(r.get("index", i), r["id"], r.get("prompt_sha256", ""), str(r["gold"]), r["output"],
-                    r.get("n_tokens", 0), r["finish_reason"], r.get("stop_reason"))
+        make_record(
+            r.get("index", i),
+            r["id"],
+            r.get("prompt_sha256", ""),
+            str(r["gold"]),
+            r["output"],
+            r.get("n_tokens", 0),
+            r["finish_reason"],
+            r.get("stop_reason"),
+        )
         for i, r in enumerate(records)
     ]
 
@@ -80,9 +99,18 @@ def run_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, on_chu
     for idxs in pending_chunks(len(prompts), chunk, set(existing)):
         outs = gen.generate([prompts[i]["ids"] for i in idxs])
         new = [
-            make_record(i, prompts[i]["id"], prompts[i]["prompt_sha256"], prompts[i]["gold"], o.text, o.n_tokens,
-                        o.finish_reason, o.stop_reason)
-            for i, o in zip(idxs, outs) if i not in existing
+            make_record(
+                i,
+                prompts[i]["id"],
+                prompts[i]["prompt_sha256"],
+                prompts[i]["gold"],
+                o.text,
+                o.n_tokens,
+                o.finish_reason,
+                o.stop_reason,
+            )
+            for i, o in zip(idxs, outs)
+            if i not in existing
         ]
         with pred_path.open("a", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(r) + "\n" for r in new))
@@ -113,8 +141,14 @@ def build_prompts(tokenizer, template, rows: list) -> list[dict]:
     out = []
     for row in rows:
         text = render_prompt(template, row.question)
-        out.append({"id": row.id, "gold": row.gold, "prompt_sha256": prompt_sha256(text),
-                    "ids": tokenizer(text, add_special_tokens=False)["input_ids"]})
+        out.append(
+            {
+                "id": row.id,
+                "gold": row.gold,
+                "prompt_sha256": prompt_sha256(text),
+                "ids": tokenizer(text, add_special_tokens=False)["input_ids"],
+            }
+        )
     return out
 
 
@@ -129,8 +163,12 @@ def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, prog
         run_generation(gen, prompts, pred_path, chunk, on_chunk=lambda k: bar.advance(task, k))
     wall = time.time() - t0
     new_tokens = sum(r["n_tokens"] for r in read_predictions(pred_path) if r["index"] not in before)
-    return {"wall_s": wall, "generated_tokens": new_tokens, "tokens_per_s": new_tokens / wall if wall > 0 else None,
-            "resumed_with": len(before)}
+    return {
+        "wall_s": wall,
+        "generated_tokens": new_tokens,
+        "tokens_per_s": new_tokens / wall if wall > 0 else None,
+        "resumed_with": len(before),
+    }
 
 
 def samples_by_status(records: list[dict], per_status: int = 5) -> dict[str, list[dict]]:

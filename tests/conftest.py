@@ -59,9 +59,17 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir, tokenizer) -> Path:
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     model = LlamaForCausalLM(config)
@@ -86,7 +94,9 @@ def tiny_spec(tmp_path, tiny_model_dir, mini_gsm8k):
     def make(name: str = "tiny", train: dict | None = None, eval: dict | None = None, **data) -> Path:
         train_section = {"max_steps": 4, "lr": 1e-3, "micro_batch_size": 2, "grad_accum": 2, **(train or {})}
         return write_spec(
-            tmp_path / f"{name}.json", name=name, seed=0,
+            tmp_path / f"{name}.json",
+            name=name,
+            seed=0,
             model={"id": str(tiny_model_dir)},
             data={"source": str(mini_gsm8k), "train_size": 16, "eval_limit": 6, **data},
             train=train_section,

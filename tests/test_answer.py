@@ -8,8 +8,20 @@ from app.numbers import canonical_number, find_numbers
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("18", "18"), ("18.0", "18"), ("18.50", "18.5"), ("$1,234", "1234"), ("-7", "-7"), ("7.", "7"),
-     ("0.25", "0.25"), (".5", "0.5"), ("1,000,000", "1000000"), ("-$3", "-3"), ("abc", None), ("", None)],
+    [
+        ("18", "18"),
+        ("18.0", "18"),
+        ("18.50", "18.5"),
+        ("$1,234", "1234"),
+        ("-7", "-7"),
+        ("7.", "7"),
+        ("0.25", "0.25"),
+        (".5", "0.5"),
+        ("1,000,000", "1000000"),
+        ("-$3", "-3"),
+        ("abc", None),
+        ("", None),
+    ],
 )
 def test_canonical_number(text, expected):
     assert canonical_number(text) == expected

@@ -8,8 +8,15 @@ from app.errors import UserError
 
 @pytest.mark.parametrize(
     ("answer", "gold"),
-    [("a\n#### 72", "72"), ("#### 1,080", "1080"), ("x\n#### -5", "-5"), ("#### 3.50", "3.5"),
-     ("no marker 72", None), ("#### seventy", None), ("#### 72\nextra line", None)],
+    [
+        ("a\n#### 72", "72"),
+        ("#### 1,080", "1080"),
+        ("x\n#### -5", "-5"),
+        ("#### 3.50", "3.5"),
+        ("no marker 72", None),
+        ("#### seventy", None),
+        ("#### 72\nextra line", None),
+    ],
 )
 def test_parse_gold(answer, gold):
     assert parse_gold(answer) == gold
@@ -39,8 +46,11 @@ def test_nested_indices_errors_when_too_large():
 def test_malformed_rows_name_file_and_line(tmp_path):
     path = tmp_path / "train.jsonl"
     good = json.dumps({"question": "q?", "answer": "x\n#### 3"})
-    for bad, needle in [("{oops", "invalid JSON"), (json.dumps({"question": "q"}), "'answer'"),
-                        (json.dumps({"question": "q", "answer": "no number"}), "####")]:
+    for bad, needle in [
+        ("{oops", "invalid JSON"),
+        (json.dumps({"question": "q"}), "'answer'"),
+        (json.dumps({"question": "q", "answer": "no number"}), "####"),
+    ]:
         path.write_text(good + "\n" + bad + "\n")
         with pytest.raises(UserError, match=f"{path}:2: .*{needle}"):
             read_jsonl(path, "train")

@@ -34,8 +34,14 @@ def test_paired_compare_uses_only_shared_items():
 
 
 def _rec(status, n_tokens=10, diag=False):
-    return {"status": status, "n_tokens": n_tokens, "think_chars": 5, "answer_pos": 3 if status != "unclosed" else None,
-            "diagnostic_correct": diag or status == "correct", "prompt_sha256": "ab"}
+    return {
+        "status": status,
+        "n_tokens": n_tokens,
+        "think_chars": 5,
+        "answer_pos": 3 if status != "unclosed" else None,
+        "diagnostic_correct": diag or status == "correct",
+        "prompt_sha256": "ab",
+    }
 
 
 def test_summarize_rates_add_up():

@@ -12,7 +12,7 @@ def test_target_strips_calculator_notes_and_closes_answer():
     t = render_target(R1_ZERO_V1, ANSWER, "72")
     assert "<<" not in t and ">>" not in t and "####" not in t
     assert t.endswith(" </think> <answer> 72 </answer>") and t.startswith(" Natalia sold 48/2 = 24 clips")
-    assert t[answer_span_start(R1_ZERO_V1, t):] == " <answer> 72 </answer>"
+    assert t[answer_span_start(R1_ZERO_V1, t) :] == " <answer> 72 </answer>"
 
 
 def test_rationale_keeps_lines():

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.spec import RunSpec, SpecError, load_spec, parse_spec, spec_hash
 
@@ -36,7 +37,7 @@ def test_hash_is_canonical_and_sensitive():
 
 def test_spec_is_frozen():
     spec = RunSpec(name="x")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         spec.seed = 3  # type: ignore[misc]
 
 
@@ -73,8 +74,9 @@ def test_malformed_spec_exit_2_one_line(case, tmp_path):
 
 def test_data_problems_are_reported(tmp_path, mini_gsm8k):
     too_big = tmp_path / "big.json"
-    too_big.write_text(json.dumps({"name": "x", "data": {"source": str(mini_gsm8k), "train_size": 49},
-                                   "train": {"epochs": 1}}))
+    too_big.write_text(
+        json.dumps({"name": "x", "data": {"source": str(mini_gsm8k), "train_size": 49}, "train": {"epochs": 1}})
+    )
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "nope")}, "train": {"epochs": 1}}))
     out = repro("validate", str(too_big), str(missing))

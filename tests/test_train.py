@@ -1,0 +1,157 @@
+"""The SFT loop on a tiny llama with the real tokenizer: accumulation, learning, determinism, resume, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.artifacts import sha256_file
+from app.spec import load_spec
+from app.stages import encode_train_set, train_stage
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def losses(run_dir: Path) -> list[float]:
+    return [json.loads(ln)["loss"] for ln in (run_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+def weights_sha(run_dir: Path) -> str:
+    return sha256_file(run_dir / "checkpoint" / "model.safetensors")
+
+
+def grads_for(model, examples, micro, accum, pad_id):
+    from app.sft_data import collate
+    from app.train import window_loss
+
+    model.zero_grad()
+    n_window = sum(e.n_supervised for e in examples)
+    total = 0.0
+    for j in range(accum):
+        batch = collate(examples[j * micro : (j + 1) * micro], pad_id)
+        loss, _ = window_loss(model, batch, n_window, torch.device("cpu"), "float32")
+        loss.backward()
+        total += float(loss.detach())
+    return total, [p.grad.clone() for p in model.parameters()]
+
+
+def test_accumulation_1x8_equals_4x2(tiny_spec, tiny_model_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    examples, _ = encode_train_set(load_spec(tiny_spec()), tokenizer)
+    examples = examples[:8]
+    assert len({len(e.input_ids) for e in examples}) > 1  # variable lengths make the test meaningful
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    loss_a, grads_a = grads_for(model, examples, micro=8, accum=1, pad_id=tokenizer.pad_token_id)
+    loss_b, grads_b = grads_for(model, examples, micro=2, accum=4, pad_id=tokenizer.pad_token_id)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
+
+
+def test_training_learns_and_writes_artifacts(tiny_spec, tmp_path, tiny_model_dir):
+    spec = load_spec(tiny_spec(train={"max_steps": 8, "lr": 1e-2, "schedule": "cosine", "warmup_ratio": 0.25}))
+    run = train_stage(spec, tmp_path / "runs", progress=False)
+    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(8))
+    assert sum(r["loss"] for r in log[-2:]) < 0.8 * sum(r["loss"] for r in log[:2])
+    assert log[0]["lr"] == pytest.approx(5e-3) and log[1]["lr"] == pytest.approx(1e-2)
+    assert all(0 < r["supervised_ratio"] < 1 and r["grad_norm"] > 0 for r in log)
+    assert weights_sha(run.path) != sha256_file(tiny_model_dir / "model.safetensors")
+    status = json.loads(run.file("status.json").read_text())
+    assert status["stages"]["train"]["state"] == "complete" and status["state"] == "incomplete"
+    manifest = json.loads(run.file("manifest.json").read_text())["files"]
+    assert "checkpoint/model.safetensors" in manifest and "train_curves.png" in manifest
+    assert not run.file("resume").exists()
+    gen = json.loads(run.file("checkpoint/generation_config.json").read_text())
+    assert gen["eos_token_id"] == 2
+
+
+def test_complete_run_is_never_overwritten(tiny_spec, tmp_path):
+    from app.errors import UserError
+
+    spec = load_spec(tiny_spec(train={"max_steps": 1}))
+    train_stage(spec, tmp_path / "runs", progress=False)
+    with pytest.raises(UserError, match="already complete"):
+        train_stage(spec, tmp_path / "runs", progress=False)
+
+
+def test_two_runs_are_bitwise_identical(tiny_spec, tmp_path):
+    spec = load_spec(tiny_spec(train={"max_steps": 3}))
+    a = train_stage(spec, tmp_path / "a", progress=False)
+    b = train_stage(spec, tmp_path / "b", progress=False)
+    assert losses(a.path) == losses(b.path)
+    assert weights_sha(a.path) == weights_sha(b.path)
+
+
+def repro(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def test_resume_after_sigkill_reaches_identical_weights(tiny_spec, tmp_path):
+    spec = str(tiny_spec(name="resume", train={"max_steps": 6, "save_every": 2}))
+    whole = repro("train", spec, "--runs-dir", str(tmp_path / "whole"), "--no-progress")
+    assert whole.returncode == 0, whole.stderr
+    killed = repro(
+        "train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress", env={"REPRO_KILL_AFTER_STEP": "4"}
+    )
+    assert killed.returncode == -9
+    cut_dir = next((tmp_path / "cut").iterdir())
+    assert json.loads((cut_dir / "status.json").read_text())["state"] == "running"  # never marked complete
+    assert not (cut_dir / "checkpoint").exists()
+    refused = repro("train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = repro("train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    whole_dir = next((tmp_path / "whole").iterdir())
+    assert losses(cut_dir) == losses(whole_dir)
+    assert weights_sha(cut_dir) == weights_sha(whole_dir)
+    assert json.loads((cut_dir / "train_metrics.json").read_text())["resumed_from_step"] == 4
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed"
+)
+def test_ddp_two_processes_match_single_process(tiny_spec, tmp_path):
+    single = tiny_spec(name="single", train={"max_steps": 3, "micro_batch_size": 2, "grad_accum": 2})
+    ddp = tiny_spec(name="ddp", train={"max_steps": 3, "micro_batch_size": 1, "grad_accum": 2})
+    one = repro("train", str(single), "--runs-dir", str(tmp_path / "one"), "--no-progress")
+    assert one.returncode == 0, one.stderr
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    two = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "app",
+            "train",
+            str(ddp),
+            "--runs-dir",
+            str(tmp_path / "two"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    la, lb = losses(next((tmp_path / "one").iterdir())), losses(next((tmp_path / "two").iterdir()))
+    assert len(la) == len(lb) == 3
+    assert lb == pytest.approx(la, rel=1e-4)
+    metrics = json.loads((next((tmp_path / "two").iterdir()) / "train_metrics.json").read_text())
+    assert metrics["world_size"] == 2
