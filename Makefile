@@ -7,7 +7,7 @@ SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 
-.PHONY: help setup lock run train eval test test-slow lint clean
+.PHONY: help setup lock run images train eval test test-slow test-docker lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,8 +26,32 @@ $(VENV)/.installed: lockfiles/dev-cpu.txt pyproject.toml
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
 	$(BIN)/repro lock
 
-run: setup  ## train then evaluate SPEC (default specs/smoke_cpu.json) natively
-	$(BIN)/repro run $(SPEC) --runs-dir $(RUNS)
+# Images: GPU images by default; on a machine without nvidia-smi, the CPU override.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+REPRO_TAG ?= $(if $(HAS_GPU),cuda,cpu)
+COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),,-f compose.cpu.yaml)
+COMPOSE = $(BIN)/python -c 'import compose, os, sys; os.execv(os.path.join(os.path.dirname(compose.__file__), "docker-compose"), ["docker-compose"] + sys.argv[1:])' $(COMPOSE_FILES)
+IMAGES_BUILT = docker info >/dev/null 2>&1 && docker image inspect repro-train:$(REPRO_TAG) repro-eval:$(REPRO_TAG) >/dev/null 2>&1
+export SPEC REPRO_TAG
+export REPRO_UID := $(shell id -u)
+export REPRO_GID := $(shell id -g)
+export GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+run: setup  ## train then evaluate SPEC: in the two images when an engine answers and they are built, else natively
+	@if [ "$(NATIVE)" != 1 ] && $(IMAGES_BUILT); then \
+	  echo "make run: Docker engine and repro-{train,eval}:$(REPRO_TAG) images found: running each stage in its image"; \
+	  REPRO_TRAIN_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-train:$(REPRO_TAG)) $(COMPOSE) run --rm train && \
+	  REPRO_EVAL_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-eval:$(REPRO_TAG)) $(COMPOSE) run --rm eval; \
+	else \
+	  echo "make run: no Docker engine or images (make images): running natively in $(VENV)"; \
+	  $(BIN)/repro run $(SPEC) --runs-dir $(RUNS); \
+	fi
+
+images: setup  ## build repro-train and repro-eval (CUDA, or CPU without a GPU) with compose
+	$(COMPOSE) build train eval
+
+test-docker: setup  ## real engine: local base image, CPU image builds, wrong-hash failure, compose train+eval, audit
+	BIN=$(BIN) bash docker/ci.sh
 
 train: setup  ## train SPEC only
 	$(BIN)/repro train $(SPEC) --runs-dir $(RUNS) --resume

@@ -96,7 +96,7 @@ main() {
 
     local runs="$WORK/runs" cache="$WORK/cache"
     rm -rf "$runs" && mkdir -p "$runs" "$cache" && chown -R 1000:1000 "$runs" "$cache"
-    export REPRO_RUNS_DIR="$runs" REPRO_CACHE_DIR="$cache" SPEC=specs/docker_tiny_cpu.json
+    export REPRO_RUNS_DIR="$runs" REPRO_CACHE_DIR="$cache" SPEC=specs/docker_tiny_cpu.json REPRO_UID=1000 REPRO_GID=1000
     REPRO_TRAIN_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-train:cpu)
     REPRO_EVAL_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-eval:cpu)
     export REPRO_TRAIN_IMAGE_ID REPRO_EVAL_IMAGE_ID
