@@ -221,6 +221,58 @@ def lock(
         raise typer.Exit(1)
 
 
+@app.command()
+def matrix(
+    out: Path = typer.Option(Path("specs"), "--out", help="directory for the specs"),
+    model: str = typer.Option(None, "--model", help="model id (default: the plan's)"),
+    cpu: bool = typer.Option(False, "--cpu", help="the scaled-down CPU study on smollm2-135m"),
+) -> None:
+    """Write the study's specs: base, orig at every size, A/B/C at the fix sizes, LR sweep."""
+    from dataclasses import replace
+
+    from app.study import CPU_PLAN, GPU_PLAN, write_matrix
+    from app.study import matrix as build
+
+    plan = CPU_PLAN if cpu else GPU_PLAN
+    if model:
+        plan = replace(plan, model=model)
+    for path in write_matrix(build(plan), out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def sweep(
+    specs: list[Path] = typer.Argument(..., help="spec files, run in order"),
+    runs_dir: Path = RUNS,
+    retries: int = typer.Option(1, "--retries", min=0, help="reruns of a failed run"),
+) -> None:
+    """Run many specs one after another (one engine at a time); skip complete runs, retry failed ones."""
+    from app.study import sweep as run_sweep
+
+    with user_errors():
+        results = run_sweep(specs, runs_dir, retries=retries, log=typer.echo)
+    failed = [r["name"] for r in results if r["state"] != "complete"]
+    typer.echo(
+        f"SWEEP {len(results) - len(failed)}/{len(results)} complete" + (f"; failed: {failed}" if failed else "")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    out: Path = typer.Option(Path("report"), "--out", help="output directory"),
+    title: str = typer.Option("GSM8K SFT study", "--title"),
+) -> None:
+    """Table, plots, success criteria and environments of many runs → report.md + report.html."""
+    from app.report import build_report
+
+    with user_errors():
+        path = build_report(run_dirs, out, title)
+    typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
+
+
 def main() -> None:
     app(prog_name="repro")
 

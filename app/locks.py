@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from app.errors import UserError
 
@@ -115,8 +116,22 @@ def uv_compile(inputs: list[str], v: Variant, extra: list[str]) -> str:
         req, con = Path(tmp) / "requirements.in", Path(tmp) / "constraints.txt"
         req.write_text("\n".join(inputs) + "\n")
         con.write_text("\n".join(v.constraints) + "\n")
-        cmd = [uv, "pip", "compile", req.name, "-c", con.name, "--generate-hashes", "--no-header",
-               "--python-version", v.python, "--python-platform", v.platform, "--quiet", *extra]
+        cmd = [
+            uv,
+            "pip",
+            "compile",
+            req.name,
+            "-c",
+            con.name,
+            "--generate-hashes",
+            "--no-header",
+            "--python-version",
+            v.python,
+            "--python-platform",
+            v.platform,
+            "--quiet",
+            *extra,
+        ]
         cmd += cpu_wheel_source() if v.cpu_wheels else []
         env = {**os.environ, "UV_NATIVE_TLS": "1"}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)  # stable "# via" paths
@@ -130,9 +145,11 @@ def compile_lock(name: str) -> Path:
     v = VARIANTS[name]
     main = uv_compile(declared(v.extras), v, [arg for pkg in v.exclude for arg in ("--no-emit-package", pkg)])
     addons = uv_compile(list(v.no_deps), v, ["--no-deps"]) if v.no_deps else ""
-    header = (f"# input-sha256: {input_sha256(name)}\n# variant {name}: extras {','.join(v.extras)}; "
-              f"python {v.python}; {v.platform}. Written by `make lock`; install with "
-              f"`pip install --no-deps --require-hashes -r`.\n")
+    header = (
+        f"# input-sha256: {input_sha256(name)}\n# variant {name}: extras {','.join(v.extras)}; "
+        f"python {v.python}; {v.platform}. Written by `make lock`; install with "
+        f"`pip install --no-deps --require-hashes -r`.\n"
+    )
     path = lock_path(name)
     path.parent.mkdir(exist_ok=True)
     path.write_text(header + main + "# installed without dependencies\n" + addons)

@@ -98,6 +98,7 @@ class RunSpec(_Section):
 
     name: str = Field(pattern=NAME_PATTERN)
     seed: int = Field(0, ge=0)
+    group: str | None = Field(None, max_length=40, description="study group label (orig, A, B, C, lr, base)")
     model: ModelSpec = ModelSpec()
     data: DataSpec = DataSpec()
     prompt: PromptSpec = PromptSpec()

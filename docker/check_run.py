@@ -34,8 +34,10 @@ def main(run: Path) -> int:
     for p in problems:
         print(f"check_run: FAIL {p}")
     if not problems:
-        print(f"check_run: OK {run}: complete, image ids and lock hashes recorded, audit clean, "
-              f"strict={metrics['strict_accuracy']:.3f} on n={metrics['n']}")
+        print(
+            f"check_run: OK {run}: complete, image ids and lock hashes recorded, audit clean, "
+            f"strict={metrics['strict_accuracy']:.3f} on n={metrics['n']}"
+        )
     return 1 if problems else 0
 
 

@@ -112,8 +112,9 @@ def test_cpu_locks_pin_cpu_torch_and_exclude_cuda_vision_builds():
 
 
 def test_make_n_run_shows_the_intended_commands():
-    out = subprocess.run(["make", "-n", "run", "SPEC=specs/B_1024.json", "NATIVE=1"], capture_output=True,
-                         text=True, cwd=REPO)
+    out = subprocess.run(
+        ["make", "-n", "run", "SPEC=specs/B_1024.json", "NATIVE=1"], capture_output=True, text=True, cwd=REPO
+    )
     assert out.returncode == 0
     assert "repro run specs/B_1024.json --runs-dir runs" in out.stdout
     assert "run --rm train" in out.stdout and "run --rm eval" in out.stdout and "compose.yaml" in out.stdout

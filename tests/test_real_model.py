@@ -15,19 +15,32 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def repro(*args):
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ}, timeout=1500)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=REPO, env={**os.environ}, timeout=1500
+    )
 
 
 @pytest.fixture(scope="module")
 def real_spec(tmp_path_factory, real_gsm8k):
     path = tmp_path_factory.mktemp("spec") / "real_small.json"
-    path.write_text(json.dumps({
-        "name": "real_small", "seed": 0, "model": {"id": "smollm2-135m"},
-        "data": {"source": str(real_gsm8k), "train_size": 8, "eval_limit": 8},
-        "train": {"max_steps": 1, "micro_batch_size": 4, "grad_accum": 2, "lr": 5e-5, "loss_mask": "answer_only"},
-        "eval": {"backend": "vllm", "max_new_tokens": 64, "batch_size": 8},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "real_small",
+                "seed": 0,
+                "model": {"id": "smollm2-135m"},
+                "data": {"source": str(real_gsm8k), "train_size": 8, "eval_limit": 8},
+                "train": {
+                    "max_steps": 1,
+                    "micro_batch_size": 4,
+                    "grad_accum": 2,
+                    "lr": 5e-5,
+                    "loss_mask": "answer_only",
+                },
+                "eval": {"backend": "vllm", "max_new_tokens": 64, "batch_size": 8},
+            }
+        )
+    )
     return path
 
 

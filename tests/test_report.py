@@ -1,0 +1,94 @@
+"""The report renders from real (tiny-model) run directories; the matrix specs differ only where the study says."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.spec import load_spec
+from app.stages import run_stages
+from app.study import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
+    root = tmp_path_factory.mktemp("study")
+    dirs = []
+    for group, size in (("orig", 8), ("orig", 16), ("A", 16), ("B", 16), ("C", 16), ("C", 8)):
+        spec_path = root / f"{group}_{size}.json"
+        spec_path.write_text(
+            json.dumps(
+                {
+                    "name": f"{group}_{size}",
+                    "group": group,
+                    "model": {"id": str(tiny_model_dir)},
+                    "data": {"source": str(mini_gsm8k), "train_size": size, "eval_limit": 6},
+                    "train": {**recipe(group), "max_steps": 1, "micro_batch_size": 2, "grad_accum": 2},
+                    "eval": {"backend": "hf", "max_new_tokens": 8, "batch_size": 6},
+                }
+            )
+        )
+        dirs.append(run_stages(load_spec(spec_path), root / "runs", progress=False).path)
+    return dirs
+
+
+def test_report_renders_from_run_directories(tiny_runs, tmp_path):
+    from tests.test_spec import repro
+
+    out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.count("\n| ") >= 7 and "strict ± 95% CI" in md
+    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png"):
+        assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "src='accuracy.png'" not in page
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert len(doc["criteria"]) == 3
+    assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
+    assert doc["criteria"][2]["verdict"] == "not enough data"  # 6 questions cannot show "no worse"
+
+
+def test_report_refuses_a_run_without_eval(tmp_path):
+    from tests.test_spec import repro
+
+    (tmp_path / "r").mkdir()
+    out = repro("report", str(tmp_path / "r"), "--out", str(tmp_path / "o"))
+    assert out.returncode == 2 and "no eval_metrics.json" in out.stderr
+
+
+def _flat(spec) -> dict:
+    d = spec.model_dump(mode="json")
+    return {f"{k}.{kk}": vv for k, v in d.items() if isinstance(v, dict) for kk, vv in v.items()} | {
+        k: v for k, v in d.items() if not isinstance(v, dict)
+    }
+
+
+def test_matrix_specs_differ_only_where_the_study_says():
+    specs = {s.name: s for s in matrix(GPU_PLAN)}
+    assert "B_1024" in specs and "orig_full" in specs and specs["base"].train is None
+    allowed = {"name", "group"}
+    diff = lambda a, b: {k for k in _flat(a) if _flat(a)[k] != _flat(b)[k]} - allowed  # noqa: E731
+    assert diff(specs["orig_1024"], specs["A_1024"]) == {"train.schedule", "train.warmup_ratio"}
+    assert diff(specs["A_1024"], specs["B_1024"]) == {"train.loss_mask"}
+    assert diff(specs["B_1024"], specs["C_1024"]) == {"train.lr"}
+    assert diff(specs["orig_512"], specs["orig_1024"]) == {"data.train_size"}
+    assert diff(specs["orig_128"], specs["orig_512"]) == {"data.train_size", "train.epochs"}
+    assert diff(specs["B_1024"], specs["lr3e-05_1024"]) == {"train.lr"}
+    lrs = {s.train.lr for s in specs.values() if s.train and s.data.train_size == 1024 and s.group in ("B", "C", "lr")}
+    assert lrs == {5e-6, 1e-5, 2e-5, 3e-5}
+    assert specs["orig_128"].train.epochs == 3 and specs["orig_512"].train.epochs == 1
+    assert specs["A_512"].train.warmup_ratio == 0.05 and specs["A_512"].train.min_lr_ratio == 0.1
+    assert all(s.model.id == "Qwen/Qwen2.5-Math-1.5B" and s.eval.max_new_tokens == 1024 for s in specs.values())
+    assert all(s.data.eval_limit is None for s in specs.values())
+
+
+@pytest.mark.parametrize(("plan", "where"), [(GPU_PLAN, "specs"), (CPU_PLAN, "specs/cpu_study")])
+def test_committed_matrix_matches_the_generator(plan, where, tmp_path):
+    written = write_matrix(matrix(plan), tmp_path)
+    for path in written:
+        committed = REPO / where / path.name
+        assert committed.is_file(), f"{committed} missing: run repro matrix"
+        assert committed.read_text() == path.read_text()
