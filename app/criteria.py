@@ -61,11 +61,10 @@ def compare(label: str, a: dict[str, bool], b: dict[str, bool], higher_is_better
             verdict = "met" if improved else "not met"
         else:
             verdict = "not enough data" if only_a + only_b < MIN_DISCORDANT else "not met"
+    elif significant and worsened:
+        verdict = "not met"
     else:
-        if significant and worsened:
-            verdict = "not met"
-        else:
-            verdict = "met" if n >= MIN_PAIRED else "not enough data"
+        verdict = "met" if n >= MIN_PAIRED else "not enough data"
     return Check(label, verdict, n, va, vb, p, paired_bootstrap(xa, xb))
 
 
