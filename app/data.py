@@ -12,6 +12,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.artifacts import sha256_file
 from app.errors import UserError
 from app.numbers import canonical_number
 from app.spec import HUB_DATASET
@@ -116,20 +117,12 @@ def rows_sha256(rows: list[Example]) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def source_hashes(source: str) -> dict[str, str]:
     """sha256 of each split file for a directory source; the dataset id for the hub."""
     where = resolve_source(source)
     if isinstance(where, str):
         return {"hub": where}
-    return {f"{s}.jsonl": file_sha256(where / f"{s}.jsonl") for s in SPLITS if (where / f"{s}.jsonl").exists()}
+    return {f"{s}.jsonl": sha256_file(where / f"{s}.jsonl") for s in SPLITS if (where / f"{s}.jsonl").exists()}
 
 
 def select_train(source: str, size: int | str, seed: int) -> list[Example]:

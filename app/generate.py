@@ -47,35 +47,41 @@ def vllm_environment() -> None:
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 
 
+@dataclass(frozen=True)
+class GenSettings:
+    """What both backends need besides the model: greedy decoding limits and the stop strings."""
+
+    dtype: str
+    max_new_tokens: int
+    stop: tuple[str, ...]
+    seed: int
+    max_model_len: int
+    revision: str | None = None
+
+
 class VllmGenerator:
     """vLLM offline engine, greedy, stop string kept, prefix caching off (vllm#9744)."""
 
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        dtype: str,
-        max_new_tokens: int,
-        stop: tuple[str, ...],
-        seed: int,
-        max_model_len: int,
-        revision: str | None = None,
-    ):
+    def __init__(self, model_path: str, cfg: GenSettings):
         vllm_environment()
         from vllm import LLM, SamplingParams
 
         self.llm = LLM(
             model=model_path,
             tokenizer=model_path,
-            revision=revision,
-            dtype=dtype,
-            seed=seed,
+            revision=cfg.revision,
+            dtype=cfg.dtype,
+            seed=cfg.seed,
             enforce_eager=True,
             enable_prefix_caching=False,
-            max_model_len=max_model_len,
+            max_model_len=cfg.max_model_len,
         )
         self.params = SamplingParams(
-            temperature=0.0, max_tokens=max_new_tokens, stop=list(stop), include_stop_str_in_output=True, seed=seed
+            temperature=0.0,
+            max_tokens=cfg.max_new_tokens,
+            stop=list(cfg.stop),
+            include_stop_str_in_output=True,
+            seed=cfg.seed,
         )
         self.versions = {
             "backend": "vllm",
@@ -104,26 +110,17 @@ def _from_vllm(completion) -> Generation:
 class HfGenerator:
     """transformers batched greedy generation: left padding, stop-string criterion, fp32 by default."""
 
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        dtype: str,
-        max_new_tokens: int,
-        stop: tuple[str, ...],
-        seed: int,
-        revision: str | None = None,
-    ):
+    def __init__(self, model_path: str, cfg: GenSettings):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.manual_seed(seed)
+        torch.manual_seed(cfg.seed)
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.revision)
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, revision=revision, dtype=getattr(torch, dtype), use_safetensors=True
+            model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
         ).eval()
-        self.max_new_tokens, self.stop = max_new_tokens, stop
+        self.max_new_tokens, self.stop = cfg.max_new_tokens, cfg.stop
         self.versions = {"backend": "hf", "transformers": _version("transformers"), "torch": _version("torch")}
 
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
@@ -161,35 +158,15 @@ class HfGenerator:
         gc.collect()
 
 
+BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}
+
+
 @contextmanager
-def open_generator(
-    backend: str,
-    model_path: str,
-    *,
-    dtype: str,
-    max_new_tokens: int,
-    stop: tuple[str, ...],
-    seed: int,
-    max_model_len: int,
-    revision: str | None = None,
-) -> Iterator[Generator]:
+def open_generator(backend: str, model_path: str, cfg: GenSettings) -> Iterator[Generator]:
     """One engine at a time: built on entry, torn down on exit."""
-    if backend == "vllm":
-        gen = VllmGenerator(
-            model_path,
-            dtype=dtype,
-            max_new_tokens=max_new_tokens,
-            stop=stop,
-            seed=seed,
-            max_model_len=max_model_len,
-            revision=revision,
-        )
-    elif backend == "hf":
-        gen = HfGenerator(
-            model_path, dtype=dtype, max_new_tokens=max_new_tokens, stop=stop, seed=seed, revision=revision
-        )
-    else:
+    if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
+    gen = BACKENDS[backend](model_path, cfg)
     try:
         yield gen
     finally:

@@ -198,7 +198,7 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
     from transformers import AutoTokenizer
 
     from app.evaluate import build_prompts, finalize, print_summary, timed_generation
-    from app.generate import open_generator
+    from app.generate import GenSettings, open_generator
     from app.models import model_source
 
     if run.stage_state("eval") == "complete":
@@ -212,16 +212,8 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
         e = spec.eval
         max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
         pred_path = run.file("predictions.jsonl")
-        with open_generator(
-            e.backend,
-            model_path,
-            dtype=spec.model.dtype,
-            max_new_tokens=e.max_new_tokens,
-            stop=e.stop,
-            seed=spec.seed,
-            max_model_len=max_len,
-            revision=spec.model.revision,
-        ) as gen:
+        cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
+        with open_generator(e.backend, model_path, cfg) as gen:
             timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress)
             versions = gen.versions
         extra = {

@@ -63,7 +63,7 @@ def test_fingerprint_records_hashes(mini_gsm8k):
 
 
 def test_repro_data_cli_on_real_gsm8k(real_gsm8k, tmp_path):
-    from tests.test_spec import repro
+    from tests.helpers import repro
 
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps({"name": "d", "data": {"source": str(real_gsm8k), "train_size": "full"}}))

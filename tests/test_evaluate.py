@@ -1,9 +1,6 @@
 """Eval stage with the HF backend on the tiny model: determinism, resume, rescore, compare."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,19 +8,9 @@ import pytest
 from app.evaluate import pending_chunks, read_predictions
 from app.spec import load_spec
 from app.stages import eval_stage, run_stages
+from tests.helpers import repro
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def repro(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 @pytest.fixture

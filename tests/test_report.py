@@ -35,7 +35,7 @@ def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
 
 
 def test_report_renders_from_run_directories(tiny_runs, tmp_path):
-    from tests.test_spec import repro
+    from tests.helpers import repro
 
     out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"))
     assert out.returncode == 0, out.stderr
@@ -52,7 +52,7 @@ def test_report_renders_from_run_directories(tiny_runs, tmp_path):
 
 
 def test_report_refuses_a_run_without_eval(tmp_path):
-    from tests.test_spec import repro
+    from tests.helpers import repro
 
     (tmp_path / "r").mkdir()
     out = repro("report", str(tmp_path / "r"), "--out", str(tmp_path / "o"))

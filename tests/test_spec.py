@@ -1,22 +1,17 @@
 """Every shipped spec validates; malformed specs each give exit 2 and one line naming file and field."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from app.spec import RunSpec, SpecError, load_spec, parse_spec, spec_hash
+from tests.helpers import repro
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = sorted((REPO / "specs").rglob("*.json"))
 BASE = {"name": "x", "train": {"epochs": 1}}
-
-
-def repro(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[str(p.relative_to(REPO)) for p in SPECS])

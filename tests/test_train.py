@@ -13,6 +13,7 @@ import torch
 from app.artifacts import sha256_file
 from app.spec import load_spec
 from app.stages import encode_train_set, train_stage
+from tests.helpers import repro
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,17 +88,6 @@ def test_two_runs_are_bitwise_identical(tiny_spec, tmp_path):
     b = train_stage(spec, tmp_path / "b", progress=False)
     assert losses(a.path) == losses(b.path)
     assert weights_sha(a.path) == weights_sha(b.path)
-
-
-def repro(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 def test_resume_after_sigkill_reaches_identical_weights(tiny_spec, tmp_path):
