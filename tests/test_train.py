@@ -1,6 +1,7 @@
 """The SFT loop on a tiny llama with the real tokenizer: accumulation, learning, determinism, resume, DDP."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -145,3 +146,15 @@ def test_ddp_two_processes_match_single_process(tiny_spec, tmp_path):
     assert lb == pytest.approx(la, rel=1e-4)
     metrics = json.loads((next((tmp_path / "two").iterdir()) / "train_metrics.json").read_text())
     assert metrics["world_size"] == 2
+
+
+def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
+    train = {"max_steps": None, "max_tokens": 3000, "dtype": "bfloat16", "gradient_checkpointing": True,
+             "group_by_length": True, "overlong": "drop", "max_seq_len": 200}
+    spec = load_spec(tiny_spec(name="opts", train=train))
+    run = train_stage(spec, tmp_path, progress=False)
+    metrics = json.loads(run.file("train_metrics.json").read_text())
+    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
+    assert metrics["tokens_trained"] >= 3000 and metrics["tokens_trained"] - log[-1]["tokens"] < 3000
+    assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
+    assert all(math.isfinite(r["loss"]) for r in log)
