@@ -149,8 +149,15 @@ def test_ddp_two_processes_match_single_process(tiny_spec, tmp_path):
 
 
 def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
-    train = {"max_steps": None, "max_tokens": 3000, "dtype": "bfloat16", "gradient_checkpointing": True,
-             "group_by_length": True, "overlong": "drop", "max_seq_len": 200}
+    train = {
+        "max_steps": None,
+        "max_tokens": 3000,
+        "dtype": "bfloat16",
+        "gradient_checkpointing": True,
+        "group_by_length": True,
+        "overlong": "drop",
+        "max_seq_len": 200,
+    }
     spec = load_spec(tiny_spec(name="opts", train=train))
     run = train_stage(spec, tmp_path, progress=False)
     metrics = json.loads(run.file("train_metrics.json").read_text())
