@@ -7,6 +7,7 @@ DDP do not change the gradient (transformers#34191).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -142,6 +143,91 @@ def fault_injection(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def load_model(
+    model_path: str,
+    device: torch.device,
+    world: int,
+    *,
+    revision: str | None,
+    trust_remote_code: bool,
+    gradient_checkpointing: bool,
+):
+    """fp32 master weights on `device`, wrapped in DDP when there are several processes."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.float32, revision=revision, use_safetensors=True, trust_remote_code=trust_remote_code
+    ).to(device)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.config.use_cache = False
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    model.train()
+    return model
+
+
+def accumulate(
+    model,
+    examples: list[Encoded],
+    micro_batches: list[list[int]],
+    n_window: int,
+    pad_id: int,
+    device: torch.device,
+    dtype: str,
+    world: int,
+) -> float:
+    """Backward over this rank's micro-batches; returns the window's loss summed over all ranks."""
+    loss_sum = torch.zeros((), device=device)
+    for j, mb in enumerate(micro_batches):
+        batch = collate([examples[i] for i in mb], pad_id)
+        last = j == len(micro_batches) - 1
+        with model.no_sync() if world > 1 and not last else contextlib.nullcontext():
+            loss, _ = window_loss(model, batch, n_window, device, dtype)
+            (loss * world).backward()  # DDP averages gradients; the window sum needs the total
+        loss_sum += loss.detach()
+    if world > 1:
+        torch.distributed.all_reduce(loss_sum)
+    return float(loss_sum)
+
+
+def optimizer_step(model, optimizer, max_grad_norm: float | None) -> float:
+    """Clip (when set), step, clear; returns the gradient norm before clipping."""
+    clip = max_grad_norm if max_grad_norm is not None else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def step_record(
+    step: int,
+    epoch: float,
+    lr: float,
+    loss: float,
+    grad_norm: float,
+    n_window: int,
+    tokens: int,
+    padded: int,
+    step_s: float,
+    elapsed_s: float,
+) -> dict:
+    """One train_log.jsonl line (keys documented in the README)."""
+    return {
+        "step": step,
+        "epoch": epoch,
+        "lr": lr,
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "supervised_tokens": n_window,
+        "tokens": tokens,
+        "supervised_ratio": n_window / tokens,
+        "padding_fraction": 1 - tokens / padded if padded else 0.0,
+        "tokens_per_s": tokens / step_s if step_s > 0 else None,
+        "elapsed_s": elapsed_s,
+    }
+
+
 def run_training(
     run: RunDir,
     model_path: str,
@@ -169,20 +255,17 @@ def run_training(
     trust_remote_code: bool = False,
     revision: str | None = None,
 ) -> dict:
-    """Train and write checkpoint/, train_log.jsonl, train_metrics.json, train_curves.png."""
-    from transformers import AutoModelForCausalLM
-
+    """Train and write checkpoint/ and train_log.jsonl; returns the loop's summary."""
     set_determinism(seed)
     rank, world, device = init_distributed()
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.float32, revision=revision, use_safetensors=True, trust_remote_code=trust_remote_code
-    ).to(device)
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    model.config.use_cache = False
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
-    model.train()
+    model = load_model(
+        model_path,
+        device,
+        world,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        gradient_checkpointing=gradient_checkpointing,
+    )
     optimizer = make_optimizer(model, lr, weight_decay)
     lengths = [len(e.input_ids) for e in examples]
     global_batch = micro_batch_size * grad_accum * world
@@ -198,43 +281,28 @@ def run_training(
     for step in range(start, total_steps):
         step_t0 = time.time()
         lr_now = lr_at(step, total_steps, lr, schedule, warmup_ratio, min_lr_ratio)
-        for group_ in optimizer.param_groups:
-            group_["lr"] = lr_now
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr_now
         micro_batches, items = step_items(lengths, seed, step, micro_batch_size, grad_accum, world, rank, group)
         n_window = sum(examples[i].n_supervised for i in items)
-        loss_sum = torch.zeros((), device=device)
-        for j, mb in enumerate(micro_batches):
-            batch = collate([examples[i] for i in mb], tokenizer.pad_token_id)
-            sync = world == 1 or j == len(micro_batches) - 1
-            ctx = model.no_sync() if not sync else _null()
-            with ctx:
-                loss, _ = window_loss(model, batch, n_window, device, dtype)
-                (loss * world).backward()  # DDP averages gradients; the window sum needs the total
-            loss_sum += loss.detach()
-        if world > 1:
-            torch.distributed.all_reduce(loss_sum)
-        clip = max_grad_norm if max_grad_norm is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = accumulate(model, examples, micro_batches, n_window, tokenizer.pad_token_id, device, dtype, world)
+        grad_norm = optimizer_step(model, optimizer, max_grad_norm)
 
-        stats = batch_stats(examples, [[i] for i in items])
+        tokens = batch_stats(examples, [[i] for i in items])["tokens"]
         padded = batch_stats(examples, micro_batches)["padded"] * world
-        sum_tokens += stats["tokens"]
-        elapsed = time.time() - step_t0
-        record = {
-            "step": step,
-            "epoch": (step + 1) * global_batch / len(examples),
-            "lr": lr_now,
-            "loss": float(loss_sum),
-            "grad_norm": grad_norm,
-            "supervised_tokens": n_window,
-            "tokens": stats["tokens"],
-            "supervised_ratio": n_window / stats["tokens"],
-            "padding_fraction": 1 - stats["tokens"] / padded if padded else 0.0,
-            "tokens_per_s": stats["tokens"] / elapsed if elapsed > 0 else None,
-            "elapsed_s": time.time() - t0,
-        }
+        sum_tokens += tokens
+        record = step_record(
+            step,
+            (step + 1) * global_batch / len(examples),
+            lr_now,
+            loss,
+            grad_norm,
+            n_window,
+            tokens,
+            padded,
+            time.time() - step_t0,
+            time.time() - t0,
+        )
         if rank == 0:
             with log_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -257,14 +325,6 @@ def run_training(
         "wall_s": wall,
         "tokens_per_s_session": sum_tokens / wall if wall > 0 else None,
     }
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def save_checkpoint(model, tokenizer, out: Path) -> None:
