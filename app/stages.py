@@ -80,8 +80,7 @@ def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: 
 def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: bool, progress: bool) -> RunDir:
     from transformers import AutoTokenizer
 
-    from app.models import model_source, resolve_model
-    from app.plots import training_curves
+    from app.models import resolve_model
     from app.train import run_training
 
     if spec.train is None:
@@ -99,40 +98,35 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         model_path = resolve_model(spec.model.id)
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
         examples, dropped = encode_train_set(spec, tokenizer)
-        t = spec.train
+        # The train section becomes plain keyword arguments; run_training's signature names them all.
+        loop_args = spec.train.model_dump(exclude={"loss_mask", "overlong", "max_seq_len"})
         summary = run_training(
             run,
             model_path,
             tokenizer,
             examples,
             seed=spec.seed,
-            epochs=t.epochs,
-            max_steps=t.max_steps,
-            max_tokens=t.max_tokens,
-            lr=t.lr,
-            schedule=t.schedule,
-            warmup_ratio=t.warmup_ratio,
-            min_lr_ratio=t.min_lr_ratio,
-            micro_batch_size=t.micro_batch_size,
-            grad_accum=t.grad_accum,
-            max_grad_norm=t.max_grad_norm,
-            weight_decay=t.weight_decay,
-            dtype=t.dtype,
-            group_by_length=t.group_by_length,
-            gradient_checkpointing=t.gradient_checkpointing,
-            save_every=t.save_every,
             resume=resume,
             progress=progress,
             trust_remote_code=spec.model.trust_remote_code,
             revision=spec.model.revision,
+            **loop_args,
         )
         if rank == 0:
-            log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines() if ln]
-            source = model_source(spec.model.id, model_path, spec.model.revision)
-            run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
-            atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))
-            shutil.rmtree(run.file("resume"), ignore_errors=True)
+            finish_train(run, spec, model_path, summary, examples, dropped)
     return run
+
+
+def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, examples: list, dropped: int) -> None:
+    """Write train_metrics.json and train_curves.png; drop the resumable checkpoints."""
+    from app.models import model_source
+    from app.plots import training_curves
+
+    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines() if ln]
+    source = model_source(spec.model.id, model_path, spec.model.revision)
+    run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
+    atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))
+    shutil.rmtree(run.file("resume"), ignore_errors=True)
 
 
 def run_name(spec: RunSpec) -> str:
