@@ -143,7 +143,7 @@ def build_report(run_dirs: list[Path], out: Path, title: str = "GSM8K SFT study"
         raise UserError("report: no run directories given")
     outcomes = [outcome(r) for r in runs]
     trained = sorted({r.size for r in runs if r.size})
-    fix_sizes = sorted({r.size for r in runs if r.group in ("A", "B", "C")} - set(trained[:2])) or trained[-2:]
+    fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes
     criteria = evaluate_criteria(outcomes, trained, fix_sizes)
     env_rows, warnings = env_summary(runs)
     figures = report_render.figures(runs)
