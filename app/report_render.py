@@ -72,6 +72,21 @@ def curves_figure(runs) -> bytes:
     return _png(plt, fig)
 
 
+def lr_figure(runs) -> bytes | None:
+    """The LR sweep: answer-only cosine runs (B, C, lr) at the sweep size, against LR."""
+    sizes = {r.size for r in runs if r.group == "lr"}
+    sweep = sorted((r for r in runs if r.group in ("B", "C", "lr") and r.size in sizes), key=lambda r: r.spec.train.lr)
+    if len(sweep) < 2:
+        return None
+    plt, fig, ax = _figure(1, 1, (6, 3.4))
+    lrs = [r.spec.train.lr for r in sweep]
+    for key in ("strict_accuracy", "diagnostic_accuracy", "unclosed_rate"):
+        ax.plot(lrs, [r.metrics[key] for r in sweep], marker="o", label=key.replace("_", " "))
+    ax.set(xscale="log", xlabel="learning rate", ylabel="rate", title=f"LR sweep at {sorted(sizes)[0]} examples")
+    ax.legend(fontsize=8)
+    return _png(plt, fig)
+
+
 def figures(runs) -> dict[str, bytes]:
     out = {
         "accuracy.png": accuracy_figure(runs),
@@ -80,6 +95,9 @@ def figures(runs) -> dict[str, bytes]:
     }
     if any(r.log for r in runs):
         out["curves.png"] = curves_figure(runs)
+    lr = lr_figure(runs)
+    if lr is not None:
+        out["lr_sweep.png"] = lr
     return out
 
 
