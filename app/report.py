@@ -87,7 +87,7 @@ def table_rows(runs: list[Run]) -> list[dict]:
             {
                 "run": r.spec.name,
                 "group": r.group,
-                "size": r.size,
+                "size": r.size or "-",
                 "budget": budget,
                 "lr": "-" if t is None else f"{t.lr:g}",
                 "schedule": "-" if t is None else t.schedule,

@@ -17,6 +17,13 @@ def _by_group(runs) -> dict[str, list]:
     return {g: groups[g] for g in GROUP_ORDER if g in groups}
 
 
+def _base_line(ax, runs, key: str) -> None:
+    """The untrained model as a dashed horizontal line (it has no training size to plot at)."""
+    for r in runs:
+        if r.group == "base":
+            ax.axhline(r.metrics[key], ls="--", color="grey", lw=1, label="base model")
+
+
 def accuracy_figure(runs) -> bytes:
     """Strict and diagnostic accuracy against training size per group, with Wilson intervals."""
     plt, fig, (ax_s, ax_d) = _figure(1, 2, (10, 3.6))
@@ -29,6 +36,8 @@ def accuracy_figure(runs) -> bytes:
         ]
         ax_s.errorbar(xs, acc, yerr=err, marker="o", capsize=3, label=group)
         ax_d.plot(xs, [r.metrics["diagnostic_accuracy"] for r in rs], marker="o", label=group)
+    _base_line(ax_s, runs, "strict_accuracy")
+    _base_line(ax_d, runs, "diagnostic_accuracy")
     for ax, title in ((ax_s, "strict accuracy (95% Wilson CI)"), (ax_d, "diagnostic accuracy (last number)")):
         ax.set(xscale="log", xlabel="training examples", ylabel="accuracy", title=title)
         ax.legend(fontsize=8)
@@ -41,6 +50,7 @@ def failure_figure(runs) -> bytes:
     for ax, key in zip(axes, ("unclosed_rate", "unparsable_rate", "truncated_rate")):
         for group, rs in _by_group(runs).items():
             ax.plot([r.size for r in rs], [r.metrics[key] for r in rs], marker="o", label=group)
+        _base_line(ax, runs, key)
         ax.set(xscale="log", xlabel="training examples", ylabel="rate", title=key.replace("_", " "), ylim=(0, 1))
     axes[0].legend(fontsize=8)
     return _png(plt, fig)
