@@ -40,6 +40,7 @@ def accuracy_figure(runs) -> bytes:
     _base_line(ax_d, runs, "diagnostic_accuracy")
     for ax, title in ((ax_s, "strict accuracy (95% Wilson CI)"), (ax_d, "diagnostic accuracy (last number)")):
         ax.set(xscale="log", xlabel="training examples", ylabel="accuracy", title=title)
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
     return _png(plt, fig)
 
