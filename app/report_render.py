@@ -10,9 +10,10 @@ GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "other")
 
 
 def _by_group(runs) -> dict[str, list]:
+    """Trained runs by group, ordered by size (the LR sweep has its own figure)."""
     groups: dict[str, list] = {}
     for r in sorted(runs, key=lambda r: r.size):
-        if r.size:
+        if r.size and r.group != "lr":
             groups.setdefault(r.group, []).append(r)
     return {g: groups[g] for g in GROUP_ORDER if g in groups}
 

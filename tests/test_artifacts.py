@@ -112,3 +112,12 @@ def test_fingerprint_cli_is_json():
         [sys.executable, "-m", "app", "fingerprint"], capture_output=True, text=True, cwd=REPO, env={**os.environ}
     )
     assert out.returncode == 0 and json.loads(out.stdout)["python"]
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "x", b"1")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x").stat().st_mode & 0o777 == 0o644

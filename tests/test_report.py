@@ -92,3 +92,16 @@ def test_committed_matrix_matches_the_generator(plan, where, tmp_path):
         committed = REPO / where / path.name
         assert committed.is_file(), f"{committed} missing: run repro matrix"
         assert committed.read_text() == path.read_text()
+
+
+STUDY_RUNS = sorted((REPO / "docs" / "cpu_study" / "runs").glob("*"))
+
+
+@pytest.mark.parametrize("run", STUDY_RUNS, ids=[p.name for p in STUDY_RUNS])
+def test_committed_study_metrics_reproduce_with_the_current_grader(run):
+    from app.evaluate import read_predictions, regrade
+    from app.metrics import summarize
+
+    recorded = json.loads((run / "eval_metrics.json").read_text())
+    for key, value in summarize(regrade(read_predictions(run / "predictions.jsonl"))).items():
+        assert recorded[key] == value, key
