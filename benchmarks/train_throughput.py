@@ -16,35 +16,37 @@ import torch
 
 from app.train import make_optimizer, optimizer_step, window_loss
 
-SHAPES = {  # llama-family shapes; weights are random, only speed is measured
-    "smollm2-135m": dict(
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        vocab_size=49152,
-        tie_word_embeddings=True,
-    ),
-    "qwen2.5-1.5b": dict(
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-    ),
+# llama-family shapes (hidden, intermediate, layers, heads, kv heads, vocab); weights are random
+SHAPES = {
+    "smollm2-135m": (576, 1536, 30, 9, 3, 49152),
+    "qwen2.5-1.5b": (1536, 8960, 28, 12, 2, 151936),
 }
 
 
+def llama_config(shape: str):
+    from transformers import LlamaConfig
+
+    hidden, inter, layers, heads, kv, vocab = SHAPES[shape]
+    return LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        vocab_size=vocab,
+        tie_word_embeddings=True,
+        max_position_embeddings=4096,
+    )
+
+
 def run(shape: str, dtype: str, batch: int, seq: int, steps: int, device: torch.device) -> float:
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**SHAPES[shape], max_position_embeddings=4096)).to(device).train()
+    config = llama_config(shape)
+    model = LlamaForCausalLM(config).to(device).train()
     opt = make_optimizer(model, 1e-5, 0.0)
-    ids = torch.randint(0, SHAPES[shape]["vocab_size"], (batch, seq))
+    ids = torch.randint(0, config.vocab_size, (batch, seq))
     data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
     n_tokens = batch * seq
     for i in range(steps + 1):  # the first step warms up kernels and allocators
