@@ -100,8 +100,8 @@ main() {
     REPRO_TRAIN_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-train:cpu)
     REPRO_EVAL_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-eval:cpu)
     export REPRO_TRAIN_IMAGE_ID REPRO_EVAL_IMAGE_ID
-    "${COMPOSE[@]}" run --rm train
-    "${COMPOSE[@]}" run --rm eval
+    "${COMPOSE[@]}" run --rm -T train
+    "${COMPOSE[@]}" run --rm -T eval
     $BIN/python docker/check_run.py "$runs"/docker_tiny_cpu-*
 }
 
