@@ -45,7 +45,8 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
             for line in exc.problems:
                 typer.echo(line, err=True)
             continue
-        problems = check_spec_data(spec.data.source, spec.data.train_size) if spec.train else []
+        size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
+        problems = check_spec_data(spec.data.source, size)
         for line in problems:
             typer.echo(f"{path}: {line}", err=True)
         failed |= bool(problems)

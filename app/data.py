@@ -155,7 +155,7 @@ def data_fingerprint(source: str, size: int | str, seed: int, split: str, limit:
     }
 
 
-def check_spec_data(source: str, size: int | str) -> list[str]:
+def check_spec_data(source: str, size: int | str | None) -> list[str]:
     """Problems a spec's data section has against the real data (empty list when fine)."""
     where = resolve_source(source)
     if isinstance(where, str):
@@ -167,6 +167,6 @@ def check_spec_data(source: str, size: int | str) -> list[str]:
     else:
         with (where / "train.jsonl").open("rb") as fh:
             n = sum(1 for line in fh if line.strip())
-    if size != "full" and int(size) > n:
+    if size is not None and size != "full" and int(size) > n:
         return [f"data.train_size: {size} is larger than the {n} training rows"]
     return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def print_summary(records: list[dict], metrics: dict, per_status: int = 5) -> No
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     lo, hi = metrics["strict_ci95"]
     console.print(
         f"[bold]strict {metrics['strict_accuracy']:.3f}[/] (95% CI {lo:.3f}–{hi:.3f}, n={metrics['n']})  "

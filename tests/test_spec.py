@@ -74,8 +74,11 @@ def test_data_problems_are_reported(tmp_path, mini_gsm8k):
     )
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "nope")}, "train": {"epochs": 1}}))
-    out = repro("validate", str(too_big), str(missing))
+    eval_only = tmp_path / "eval_only.json"
+    eval_only.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "gone")}}))
+    out = repro("validate", str(too_big), str(missing), str(eval_only))
     assert out.returncode == 2
+    assert f"{eval_only}: data.source: directory" in out.stderr
     assert "data.train_size: 49 is larger than the 48 training rows" in out.stderr
     assert "data.source: directory" in out.stderr
 
