@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,4 +279,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

@@ -90,13 +90,19 @@ def pending_chunks(n: int, chunk: int, done: set[int]) -> list[list[int]]:
     return [c for c in chunks if not set(c) <= done]
 
 
-def run_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, on_chunk=None) -> None:
-    """Generate every missing prediction, appending each finished chunk to `pred_path`."""
+def load_existing(pred_path: Path, prompts: list[dict]) -> dict[int, dict]:
+    """Predictions an interrupted eval already wrote, checked against these prompts (torn tail dropped)."""
     existing = {r["index"]: r for r in read_predictions(pred_path)}
     for r in existing.values():
         if r["index"] >= len(prompts) or r["prompt_sha256"] != prompts[r["index"]]["prompt_sha256"]:
             raise UserError(f"{pred_path}: line for {r['id']} does not match this eval's prompts")
     _rewrite(pred_path, [existing[i] for i in sorted(existing)])
+    return existing
+
+
+def generate_missing(gen, prompts: list[dict], pred_path: Path, chunk: int, existing: dict, on_chunk=None) -> int:
+    """Generate every missing prediction, appending each finished chunk; returns new generated tokens."""
+    new_tokens = 0
     for idxs in pending_chunks(len(prompts), chunk, set(existing)):
         outs = gen.generate([prompts[i]["ids"] for i in idxs])
         new = [
@@ -115,8 +121,10 @@ def run_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, on_chu
         ]
         with pred_path.open("a", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(r) + "\n" for r in new))
+        new_tokens += sum(r["n_tokens"] for r in new)
         if on_chunk:
             on_chunk(len(new))
+    return new_tokens
 
 
 def _rewrite(path: Path, records: list[dict]) -> None:
@@ -157,18 +165,17 @@ def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, prog
     """Run generation with a progress bar; returns wall time and throughput of this session."""
     from rich.progress import Progress
 
-    before = {r["index"] for r in read_predictions(pred_path)}
+    existing = load_existing(pred_path, prompts)
     t0 = time.time()
     with Progress(disable=not progress, transient=False) as bar:
-        task = bar.add_task("eval", total=len(prompts), completed=len(before))
-        run_generation(gen, prompts, pred_path, chunk, on_chunk=lambda k: bar.advance(task, k))
+        task = bar.add_task("eval", total=len(prompts), completed=len(existing))
+        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, lambda k: bar.advance(task, k))
     wall = time.time() - t0
-    new_tokens = sum(r["n_tokens"] for r in read_predictions(pred_path) if r["index"] not in before)
     return {
         "wall_s": wall,
         "generated_tokens": new_tokens,
         "tokens_per_s": new_tokens / wall if wall > 0 else None,
-        "resumed_with": len(before),
+        "resumed_with": len(existing),
     }
 
 

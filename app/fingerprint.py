@@ -96,7 +96,7 @@ def lockfile_info() -> dict:
 
 def fingerprint() -> dict:
     """Everything about this environment that can change a number."""
-    freeze = pip_freeze()
+    freeze, gpus = pip_freeze(), gpu_info()
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
@@ -104,8 +104,8 @@ def fingerprint() -> dict:
         "machine": platform.machine(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "gpus": gpu_info(),
-        "cuda_driver": (gpu_info() or [{}])[0].get("driver"),
+        "gpus": gpus,
+        "cuda_driver": gpus[0]["driver"] if gpus else None,
         "packages": {name: package_version(name) for name in PACKAGES},
         "project_version": __version__,
         "pip_freeze": freeze,

@@ -6,6 +6,7 @@ an fp32 safetensors checkpoint in the cache, with the GGUF's sha256 recorded bes
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -50,22 +51,33 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config.eos_token_id = tokenizer.eos_token_id
     plain.generation_config.pad_token_id = tokenizer.pad_token_id
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)}, indent=2))
-    os.replace(tmp, out)
+    plain.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "source.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": gguf_sha256(gguf)}, indent=2))
+
+
+@functools.cache
+def gguf_sha256(gguf: Path) -> str:
+    """sha256 of the (93 MB) GGUF, computed once per process."""
+    return sha256_file(gguf)
+
+
+def cached_build(kind: str, marker: str, build) -> Path:
+    """cache/<kind>/smollm2-135m-<gguf sha>/, made by `build(gguf, dir)` in a temp dir and renamed in."""
+    gguf = embedded_gguf()
+    out = cache_root() / kind / f"{EMBEDDED}-{gguf_sha256(gguf)[:12]}"
+    if not (out / marker).is_file():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        build(gguf, tmp)
+        os.replace(tmp, out)
+    return out
 
 
 def embedded_checkpoint() -> Path:
     """The converted embedded model, converting on first use."""
-    gguf = embedded_gguf()
-    out = cache_root() / "models" / f"{EMBEDDED}-{sha256_file(gguf)[:12]}"
-    if not (out / "config.json").is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        convert_gguf(gguf, out)
-    return out
+    return cached_build("models", "config.json", convert_gguf)
 
 
 def resolve_model(model_id: str) -> str:
@@ -92,16 +104,12 @@ def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
     return {"id": model_id, "path": str(path), "safetensors_sha256": files, "source": source}
 
 
+def save_gguf_tokenizer(gguf: Path, out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
+
+
 def embedded_tokenizer_dir() -> Path:
     """Just the embedded model's tokenizer (seconds, no weights), cached as a directory."""
-    gguf = embedded_gguf()
-    out = cache_root() / "tokenizers" / f"{EMBEDDED}-{sha256_file(gguf)[:12]}"
-    if not (out / "tokenizer.json").is_file():
-        from transformers import AutoTokenizer
-
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out)
-    return out
+    return cached_build("tokenizers", "tokenizer.json", save_gguf_tokenizer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 
-def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (8, 3.2)):
+def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (8, 3.2)):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -15,7 +15,7 @@ def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (8, 3.2)):
     return plt, fig, axes
 
 
-def _png(plt, fig) -> bytes:
+def to_png(plt, fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     # A fixed date keeps the PNG bytes reproducible for the manifest.
@@ -26,10 +26,10 @@ def _png(plt, fig) -> bytes:
 
 def training_curves(log: list[dict], title: str = "") -> bytes:
     """Loss and LR against optimizer step."""
-    plt, fig, (ax_loss, ax_lr) = _figure(1, 2)
+    plt, fig, (ax_loss, ax_lr) = new_figure(1, 2)
     steps = [r["step"] for r in log]
     ax_loss.plot(steps, [r["loss"] for r in log], lw=1)
     ax_loss.set(xlabel="optimizer step", ylabel="loss / supervised token", title=title or "loss")
     ax_lr.plot(steps, [r["lr"] for r in log], lw=1, color="tab:orange")
     ax_lr.set(xlabel="optimizer step", ylabel="learning rate", title="LR schedule")
-    return _png(plt, fig)
+    return to_png(plt, fig)

@@ -6,7 +6,6 @@ Writes report.md (with PNGs beside it) and a self-contained report.html (PNGs in
 from __future__ import annotations
 
 import base64
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,6 @@ from app.data import FULL_SIZES
 from app.errors import UserError
 from app.evaluate import read_predictions
 from app.spec import load_spec
-
-FAILURES = ("unclosed_rate", "unparsable_rate", "truncated_rate")
 
 
 @dataclass
@@ -183,7 +180,3 @@ def build_report(run_dirs: list[Path], out: Path, title: str = "GSM8K SFT study"
 def jsonable(doc: dict) -> dict:
     crit = [{**c, "checks": [vars(k) for k in c["checks"]]} for c in doc["criteria"]]
     return {**doc, "criteria": crit}
-
-
-def escape(text: object) -> str:
-    return html.escape(str(text))

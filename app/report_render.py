@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from app.plots import _figure, _png
+from app.plots import new_figure, to_png
 
 GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "other")
 
@@ -25,9 +25,9 @@ def _base_line(ax, runs, key: str) -> None:
             ax.axhline(r.metrics[key], ls="--", color="grey", lw=1, label="base model")
 
 
-def accuracy_figure(runs) -> bytes:
+def accuracynew_figure(runs) -> bytes:
     """Strict and diagnostic accuracy against training size per group, with Wilson intervals."""
-    plt, fig, (ax_s, ax_d) = _figure(1, 2, (10, 3.6))
+    plt, fig, (ax_s, ax_d) = new_figure(1, 2, (10, 3.6))
     for group, rs in _by_group(runs).items():
         xs = [r.size for r in rs]
         acc = [r.metrics["strict_accuracy"] for r in rs]
@@ -43,36 +43,36 @@ def accuracy_figure(runs) -> bytes:
         ax.set(xscale="log", xlabel="training examples", ylabel="accuracy", title=title)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
-def failure_figure(runs) -> bytes:
+def failurenew_figure(runs) -> bytes:
     """Unclosed, unparsable and truncated rates against training size per group."""
-    plt, fig, axes = _figure(1, 3, (12, 3.4))
+    plt, fig, axes = new_figure(1, 3, (12, 3.4))
     for ax, key in zip(axes, ("unclosed_rate", "unparsable_rate", "truncated_rate")):
         for group, rs in _by_group(runs).items():
             ax.plot([r.size for r in rs], [r.metrics[key] for r in rs], marker="o", label=group)
         _base_line(ax, runs, key)
         ax.set(xscale="log", xlabel="training examples", ylabel="rate", title=key.replace("_", " "), ylim=(0, 1))
     axes[0].legend(fontsize=8)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
-def length_figure(runs) -> bytes:
+def lengthnew_figure(runs) -> bytes:
     """Histograms of generated tokens, one step line per run."""
-    plt, fig, ax = _figure(1, 1, (8, 3.4))
+    plt, fig, ax = new_figure(1, 1, (8, 3.4))
     top = max((r.metrics.get("gen_tokens_max") or 1) for r in runs)
     bins = list(range(0, int(top) + 17, 16))
     for r in runs:
         ax.hist([x["n_tokens"] for x in r.records], bins=bins, histtype="step", label=r.spec.name)
     ax.set(xlabel="generated tokens", ylabel="questions", title="generated length")
     ax.legend(fontsize=6, ncol=2)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
-def curves_figure(runs) -> bytes:
+def curvesnew_figure(runs) -> bytes:
     """Training loss and LR against optimizer step for every trained run."""
-    plt, fig, (ax_l, ax_r) = _figure(1, 2, (10, 3.4))
+    plt, fig, (ax_l, ax_r) = new_figure(1, 2, (10, 3.4))
     for r in runs:
         if r.log:
             steps = [x["step"] for x in r.log]
@@ -81,33 +81,33 @@ def curves_figure(runs) -> bytes:
     ax_l.set(xlabel="optimizer step", ylabel="loss / supervised token", title="training loss")
     ax_r.set(xlabel="optimizer step", ylabel="learning rate", title="LR schedule")
     ax_l.legend(fontsize=6, ncol=2)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
-def lr_figure(runs) -> bytes | None:
+def lrnew_figure(runs) -> bytes | None:
     """The LR sweep: answer-only cosine runs (B, C, lr) at the sweep size, against LR."""
     sizes = {r.size for r in runs if r.group == "lr"}
     sweep = sorted((r for r in runs if r.group in ("B", "C", "lr") and r.size in sizes), key=lambda r: r.spec.train.lr)
     if len(sweep) < 2:
         return None
-    plt, fig, ax = _figure(1, 1, (6, 3.4))
+    plt, fig, ax = new_figure(1, 1, (6, 3.4))
     lrs = [r.spec.train.lr for r in sweep]
     for key in ("strict_accuracy", "diagnostic_accuracy", "unclosed_rate"):
         ax.plot(lrs, [r.metrics[key] for r in sweep], marker="o", label=key.replace("_", " "))
     ax.set(xscale="log", xlabel="learning rate", ylabel="rate", title=f"LR sweep at {sorted(sizes)[0]} examples")
     ax.legend(fontsize=8)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
 def figures(runs) -> dict[str, bytes]:
     out = {
-        "accuracy.png": accuracy_figure(runs),
-        "failures.png": failure_figure(runs),
-        "lengths.png": length_figure(runs),
+        "accuracy.png": accuracynew_figure(runs),
+        "failures.png": failurenew_figure(runs),
+        "lengths.png": lengthnew_figure(runs),
     }
     if any(r.log for r in runs):
-        out["curves.png"] = curves_figure(runs)
-    lr = lr_figure(runs)
+        out["curves.png"] = curvesnew_figure(runs)
+    lr = lrnew_figure(runs)
     if lr is not None:
         out["lr_sweep.png"] = lr
     return out

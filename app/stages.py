@@ -6,18 +6,19 @@ env.json and ends by hashing the directory into manifest.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shutil
 from pathlib import Path
 
-from app.artifacts import RunDir, atomic_write_bytes, open_run
+from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
 from app.data import data_fingerprint, select_eval, select_train
 from app.errors import UserError
 from app.fingerprint import record_env
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
-from app.spec import RunSpec, dump_spec, load_spec, spec_hash
+from app.spec import RunSpec, dump_spec, spec_hash
 
 
 def required_stages(spec: RunSpec) -> list[str]:
@@ -34,10 +35,6 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
         fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
         run.write_json("data.json", fp)
     return run
-
-
-def spec_from_run(run_dir: Path) -> RunSpec:
-    return load_spec(Path(run_dir) / "spec.json")
 
 
 def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
@@ -91,7 +88,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         raise UserError(f"{run.path}: train stage already complete (a complete run is never overwritten)")
     if rank == 0 and not resume and run.file("train_log.jsonl").is_file():
         raise UserError(f"{run.path}: an earlier train attempt exists; pass --resume to continue it")
-    ctx = run.stage("train", required_stages(spec)) if rank == 0 else _nullstage(run)
+    ctx = run.stage("train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
     with ctx:
         if rank == 0:
             record_env(run, "train")
@@ -130,20 +127,7 @@ def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, exa
 
 
 def run_name(spec: RunSpec) -> str:
-    from app.artifacts import run_dir_name
-
     return run_dir_name(spec.name, spec_hash(spec))
-
-
-class _nullstage:
-    def __init__(self, run):
-        self.run = run
-
-    def __enter__(self):
-        return self.run
-
-    def __exit__(self, *exc):
-        return False
 
 
 def train_summary(log: list[dict], summary: dict, examples: list, dropped: int, source: dict) -> dict:

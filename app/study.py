@@ -49,10 +49,6 @@ CPU_PLAN = StudyPlan(
 )
 
 
-def size_label(size) -> str:
-    return str(size)
-
-
 def recipe(group: str) -> dict:
     """Train-section overrides for each group."""
     base = {"lr": 2e-5, "schedule": "constant", "warmup_ratio": 0.0, "min_lr_ratio": 0.1, "loss_mask": "response"}
@@ -79,10 +75,10 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
         "overlong": "error",
         "max_seq_len": 1024,
     }
-    name = f"{plan.prefix}{group}_{size_label(size)}"
+    name = f"{plan.prefix}{group}_{size}"
     if lr is not None:
         train["lr"] = lr
-        name = f"{plan.prefix}lr{lr:.0e}_{size_label(size)}"
+        name = f"{plan.prefix}lr{lr:.0e}_{size}"
     return RunSpec.model_validate(
         {
             "name": name,

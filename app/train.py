@@ -52,7 +52,7 @@ def init_distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: str) -> tuple[torch.Tensor, int]:
+def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: str) -> torch.Tensor:
     """Summed next-token CE of one micro-batch divided by the window's supervised count."""
     ids = batch["input_ids"].to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
@@ -60,7 +60,7 @@ def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: 
         logits = model(input_ids=ids, attention_mask=batch["attention_mask"].to(device)).logits
     labels = batch["labels"].to(device)[:, 1:]
     ce = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
-    return ce / n_window, int((labels != IGNORE).sum())
+    return ce / n_window
 
 
 def step_items(
@@ -73,11 +73,9 @@ def step_items(
     return [w[rank * micro : (rank + 1) * micro] for w in windows], items
 
 
-def batch_stats(examples: list[Encoded], micro_batches: list[list[int]]) -> dict:
-    """Token accounting for one rank's micro-batches."""
-    real = sum(len(examples[i].input_ids) for mb in micro_batches for i in mb)
-    padded = sum(len(mb) * max(len(examples[i].input_ids) for i in mb) for mb in micro_batches if mb)
-    return {"tokens": real, "padded": padded}
+def padded_tokens(lengths: list[int], micro_batches: list[list[int]]) -> int:
+    """Tokens this rank's micro-batches occupy once right-padded to their longest example."""
+    return sum(len(mb) * max(lengths[i] for i in mb) for mb in micro_batches if mb)
 
 
 def save_resume(run: RunDir, step: int, model, optimizer) -> None:
@@ -183,7 +181,7 @@ def accumulate(
         batch = collate([examples[i] for i in mb], pad_id)
         last = j == len(micro_batches) - 1
         with model.no_sync() if world > 1 and not last else contextlib.nullcontext():
-            loss, _ = window_loss(model, batch, n_window, device, dtype)
+            loss = window_loss(model, batch, n_window, device, dtype)
             (loss * world).backward()  # DDP averages gradients; the window sum needs the total
         loss_sum += loss.detach()
     if world > 1:
@@ -288,8 +286,8 @@ def run_training(
         loss = accumulate(model, examples, micro_batches, n_window, tokenizer.pad_token_id, device, dtype, world)
         grad_norm = optimizer_step(model, optimizer, max_grad_norm)
 
-        tokens = batch_stats(examples, [[i] for i in items])["tokens"]
-        padded = batch_stats(examples, micro_batches)["padded"] * world
+        tokens = sum(lengths[i] for i in items)
+        padded = padded_tokens(lengths, micro_batches) * world
         sum_tokens += tokens
         record = step_record(
             step,

@@ -54,7 +54,7 @@ def run(shape: str, dtype: str, batch: int, seq: int, steps: int, device: torch.
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.time()
-        loss, _ = window_loss(model, data, n_tokens, device, dtype)
+        loss = window_loss(model, data, n_tokens, device, dtype)
         loss.backward()
         optimizer_step(model, opt, 1.0)
     if device.type == "cuda":

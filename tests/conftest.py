@@ -22,7 +22,7 @@ def gsm8k_dir() -> Path:
 def real_gsm8k() -> Path:
     path = gsm8k_dir()
     if not (path / "train.jsonl").is_file():
-        pytest.skip(f"real GSM8K not found at {path} (set GSM8K_DIR)")
+        pytest.fail(f"real GSM8K not found at {path}: set GSM8K_DIR to a directory with train.jsonl/test.jsonl")
     return path
 
 
