@@ -15,6 +15,7 @@ from pathlib import Path
 from app.answer import answer_position, grade, think_length
 from app.errors import UserError
 from app.metrics import summarize
+from app.spec import RunSpec
 
 
 def prompt_sha256(prompt: str) -> str:
@@ -159,6 +160,34 @@ def build_prompts(tokenizer, template, rows: list) -> list[dict]:
             }
         )
     return out
+
+
+def run_eval(spec: RunSpec, model_path: str, pred_path: Path, progress: bool) -> tuple[list[dict], dict]:
+    """The eval stage's core: the spec's rows as prompt ids, its backend, generation, grading, metrics."""
+    from transformers import AutoTokenizer
+
+    from app.data import select_eval
+    from app.generate import GenSettings, open_generator
+    from app.models import model_source
+    from app.prompts import get_template
+
+    rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
+    prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
+    e = spec.eval
+    max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
+    cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
+    with open_generator(e.backend, model_path, cfg) as gen:
+        timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress)
+        versions = gen.versions
+    extra = {
+        **timing,
+        "engine": versions,
+        "max_new_tokens": e.max_new_tokens,
+        "stop": list(e.stop),
+        "model_source": model_source(spec.model.id, model_path, spec.model.revision),
+    }
+    return finalize(pred_path, len(prompts), extra)
 
 
 def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool) -> dict:

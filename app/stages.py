@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
-from app.data import data_fingerprint, select_eval, select_train
+from app.data import data_fingerprint, select_train
 from app.errors import UserError
 from app.fingerprint import record_env
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
@@ -173,35 +173,14 @@ def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[R
 
 
 def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dict]:
-    from transformers import AutoTokenizer
-
-    from app.evaluate import build_prompts, finalize, print_summary, timed_generation
-    from app.generate import GenSettings, open_generator
-    from app.models import model_source
+    from app.evaluate import print_summary, run_eval
 
     if run.stage_state("eval") == "complete":
         raise UserError(f"{run.path}: eval stage already complete (a complete run is never overwritten)")
     with run.stage("eval", required_stages(spec)):
         record_env(run, "eval")
         model_path = eval_model_path(spec, run)
-        rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
-        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
-        prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
-        e = spec.eval
-        max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
-        pred_path = run.file("predictions.jsonl")
-        cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
-        with open_generator(e.backend, model_path, cfg) as gen:
-            timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress)
-            versions = gen.versions
-        extra = {
-            **timing,
-            "engine": versions,
-            "max_new_tokens": e.max_new_tokens,
-            "stop": list(e.stop),
-            "model_source": model_source(spec.model.id, model_path, spec.model.revision),
-        }
-        records, metrics = finalize(pred_path, len(prompts), extra)
+        records, metrics = run_eval(spec, model_path, run.file("predictions.jsonl"), progress)
         run.write_json("eval_metrics.json", metrics)
         print_summary(records, metrics)
     return run, metrics
