@@ -95,19 +95,17 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         model_path = resolve_model(spec.model.id)
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
         examples, dropped = encode_train_set(spec, tokenizer)
-        # The train section becomes plain keyword arguments; run_training's signature names them all.
-        loop_args = spec.train.model_dump(exclude={"loss_mask", "overlong", "max_seq_len"})
         summary = run_training(
             run,
             model_path,
             tokenizer,
             examples,
+            spec.train,
             seed=spec.seed,
             resume=resume,
             progress=progress,
             trust_remote_code=spec.model.trust_remote_code,
             revision=spec.model.revision,
-            **loop_args,
         )
         if rank == 0:
             finish_train(run, spec, model_path, summary, examples, dropped)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from app.artifacts import RunDir, atomic_write_bytes
 from app.schedule import lr_at
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
+from app.spec import TrainSpec
 
 GROUP_FACTOR = 8  # length grouping sorts within chunks of 8 global batches
 
@@ -231,29 +232,19 @@ def run_training(
     model_path: str,
     tokenizer,
     examples: list[Encoded],
+    opts: TrainSpec,
     *,
     seed: int,
-    epochs: float | None,
-    max_steps: int | None,
-    max_tokens: int | None,
-    lr: float,
-    schedule: str,
-    warmup_ratio: float,
-    min_lr_ratio: float,
-    micro_batch_size: int,
-    grad_accum: int,
-    max_grad_norm: float | None,
-    weight_decay: float,
-    dtype: str,
-    group_by_length: bool,
-    gradient_checkpointing: bool,
-    save_every: int | None,
     resume: bool,
     progress: bool = True,
     trust_remote_code: bool = False,
     revision: str | None = None,
 ) -> dict:
-    """Train and write checkpoint/ and train_log.jsonl; returns the loop's summary."""
+    """Train and write checkpoint/ and train_log.jsonl; returns the loop's summary.
+
+    `opts` is the spec's train section itself, so a new training option is one TrainSpec field
+    read here: no keyword list to keep in step (loss_mask, overlong, max_seq_len act earlier).
+    """
     set_determinism(seed)
     rank, world, device = init_distributed()
     model = load_model(
@@ -262,13 +253,13 @@ def run_training(
         world,
         revision=revision,
         trust_remote_code=trust_remote_code,
-        gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing=opts.gradient_checkpointing,
     )
-    optimizer = make_optimizer(model, lr, weight_decay)
+    optimizer = make_optimizer(model, opts.lr, opts.weight_decay)
     lengths = [len(e.input_ids) for e in examples]
-    global_batch = micro_batch_size * grad_accum * world
-    group = global_batch * GROUP_FACTOR if group_by_length else None
-    total_steps = plan_steps(lengths, global_batch, seed, group, epochs, max_steps, max_tokens)
+    global_batch = opts.micro_batch_size * opts.grad_accum * world
+    group = global_batch * GROUP_FACTOR if opts.group_by_length else None
+    total_steps = plan_steps(lengths, global_batch, seed, group, opts.epochs, opts.max_steps, opts.max_tokens)
     start = load_resume(run, model, optimizer) if resume else 0
     log_path = run.file("train_log.jsonl")
     if rank == 0:
@@ -278,13 +269,15 @@ def run_training(
     bar = make_progress(progress and rank == 0, total_steps, start)
     for step in range(start, total_steps):
         step_t0 = time.time()
-        lr_now = lr_at(step, total_steps, lr, schedule, warmup_ratio, min_lr_ratio)
+        lr_now = lr_at(step, total_steps, opts.lr, opts.schedule, opts.warmup_ratio, opts.min_lr_ratio)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr_now
-        micro_batches, items = step_items(lengths, seed, step, micro_batch_size, grad_accum, world, rank, group)
+        micro_batches, items = step_items(
+            lengths, seed, step, opts.micro_batch_size, opts.grad_accum, world, rank, group
+        )
         n_window = sum(examples[i].n_supervised for i in items)
-        loss = accumulate(model, examples, micro_batches, n_window, tokenizer.pad_token_id, device, dtype, world)
-        grad_norm = optimizer_step(model, optimizer, max_grad_norm)
+        loss = accumulate(model, examples, micro_batches, n_window, tokenizer.pad_token_id, device, opts.dtype, world)
+        grad_norm = optimizer_step(model, optimizer, opts.max_grad_norm)
 
         tokens = sum(lengths[i] for i in items)
         padded = padded_tokens(lengths, micro_batches) * world
@@ -304,7 +297,7 @@ def run_training(
         if rank == 0:
             with log_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
-            if save_every and (step + 1) % save_every == 0 and step + 1 < total_steps:
+            if opts.save_every and (step + 1) % opts.save_every == 0 and step + 1 < total_steps:
                 save_resume(run, step + 1, model, optimizer)
             bar.update(step, record)
         fault_injection(step)
