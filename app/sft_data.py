@@ -9,12 +9,35 @@ Masking contract (CS336 style), for one example of length T:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.errors import UserError
 
 IGNORE = -100
-LOSS_MODES = ("response", "answer_only", "full")
+
+
+@dataclass(frozen=True)
+class MaskMode:
+    """One `train.loss_mask` mode: which characters of the target carry loss, and the span check.
+
+    Target tokens that overlap `span(target, answer_start)` (a [start, end) character range) are
+    supervised, and EOS always is. With `check`, the supervised ids (EOS aside) must decode to
+    exactly `target[start:end]` and hold at least one token. With `prompt`, the prompt is supervised too.
+    """
+
+    span: Callable[[str, int], tuple[int, int]]
+    prompt: bool = False
+    check: bool = True
+
+
+# The masking strategies, in one place (torchtune keeps its masks the same way): a new mode is a row.
+MASK_MODES: dict[str, MaskMode] = {
+    "response": MaskMode(span=lambda target, answer_start: (0, len(target))),
+    "answer_only": MaskMode(span=lambda target, answer_start: (answer_start, len(target))),
+    "full": MaskMode(span=lambda target, answer_start: (0, len(target)), prompt=True, check=False),
+}
+LOSS_MODES = tuple(MASK_MODES)
 
 
 @dataclass(frozen=True)
@@ -29,44 +52,41 @@ class Encoded:
         return sum(label != IGNORE for label in self.labels)
 
 
-def supervised_flags(offsets: list[tuple[int, int]], answer_start: int, mode: str) -> list[bool]:
-    """Which target tokens carry loss: all of them, or those that reach into the answer span."""
-    if mode == "answer_only":
-        return [end > answer_start for _, end in offsets]
-    return [True] * len(offsets)
+def supervised_flags(offsets: list[tuple[int, int]], span: tuple[int, int]) -> list[bool]:
+    """Which target tokens carry loss: those whose characters overlap the supervised span."""
+    lo, hi = span
+    return [end > lo and start < hi for start, end in offsets]
 
 
 def encode_example(tokenizer, example_id: str, prompt: str, target: str, answer_start: int, mode: str) -> Encoded:
-    """Tokenise prompt and target apart, join, append EOS, and mask by `mode`.
+    """Tokenise prompt and target apart, join, append EOS, and mask by `mode` (a MASK_MODES key).
 
     Raises UserError naming the example when nothing is supervised or when the supervised
     tokens do not decode to the intended span (the TRL silent-mask failure mode).
     """
-    if mode not in LOSS_MODES:
+    if mode not in MASK_MODES:
         raise UserError(f"train.loss_mask: unknown mode {mode!r}")
+    rule = MASK_MODES[mode]
     eos = tokenizer.eos_token_id
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
     target_ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    flags = supervised_flags(offsets, answer_start, mode)
+    span = rule.span(target, answer_start)
+    flags = supervised_flags(offsets, span)
     input_ids = prompt_ids + target_ids + [eos]
     response_mask = [0] * len(prompt_ids) + [1] * (len(target_ids) + 1)
-    if mode == "full":
-        labels = list(input_ids)
-    else:
-        labels = [IGNORE] * len(prompt_ids) + [t if f else IGNORE for t, f in zip(target_ids, flags)] + [eos]
-    intended = target if mode != "answer_only" else target[answer_start:]
-    check_span(tokenizer, example_id, labels, intended, mode)
+    prompt_labels = list(prompt_ids) if rule.prompt else [IGNORE] * len(prompt_ids)
+    labels = prompt_labels + [t if f else IGNORE for t, f in zip(target_ids, flags)] + [eos]
+    if rule.check:
+        check_span(tokenizer, example_id, labels, target[span[0] : span[1]], mode)
     return Encoded(example_id, input_ids, labels, response_mask)
 
 
 def check_span(tokenizer, example_id: str, labels: list[int], intended: str, mode: str) -> None:
     """The supervised ids (EOS aside) must decode to exactly the intended target text."""
     supervised = [t for t in labels if t != IGNORE]
-    if len(supervised) <= 1 and mode != "full":
+    if len(supervised) <= 1:
         raise UserError(f"example {example_id}: no supervised target token under loss_mask={mode}")
-    if mode == "full":
-        return
     text = tokenizer.decode(supervised[:-1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
     if text != intended:
         raise UserError(

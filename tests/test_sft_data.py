@@ -1,10 +1,13 @@
 """The masking contract on hand-readable examples, span checks, length limits and the data stream."""
 
+from typing import get_args
+
 import pytest
 
 from app.errors import UserError
 from app.sft_data import (
     IGNORE,
+    MASK_MODES,
     Encoded,
     apply_length_limit,
     collate,
@@ -13,6 +16,7 @@ from app.sft_data import (
     plan_steps,
     stream_slice,
 )
+from app.spec import TrainSpec
 
 PROMPT = "User: 2+3?\nAssistant: <think>"
 TARGET = " 2 plus 3 is 5 </think> <answer> 5 </answer>"
@@ -42,6 +46,10 @@ def test_answer_only_mask_covers_answer_span_and_eos(tokenizer):
 def test_full_mask_supervises_everything(tokenizer):
     enc = encode_example(tokenizer, "ex", PROMPT, TARGET, START, "full")
     assert enc.labels == enc.input_ids
+
+
+def test_spec_offers_exactly_the_mask_table():
+    assert set(get_args(TrainSpec.model_fields["loss_mask"].annotation)) == set(MASK_MODES)
 
 
 def test_prompt_and_target_are_tokenised_apart(tokenizer):
