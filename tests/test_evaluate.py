@@ -2,11 +2,14 @@
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from app.evaluate import pending_chunks, read_predictions
-from app.spec import load_spec
+from app.fingerprint import PACKAGES
+from app.generate import BACKENDS
+from app.spec import EvalSpec, load_spec
 from app.stages import eval_stage, run_stages
 from tests.helpers import repro
 
@@ -57,6 +60,12 @@ def run_stages_dir(spec, root: Path) -> Path:
     from app.spec import spec_hash
 
     return root / run_dir_name(spec.name, spec_hash(spec))
+
+
+def test_backends_are_one_table():
+    """The spec offers exactly generate.BACKENDS, and env.json records every backend's packages."""
+    assert set(get_args(EvalSpec.model_fields["backend"].annotation)) == set(BACKENDS)
+    assert all(p in PACKAGES for cls in BACKENDS.values() for p in cls.packages)
 
 
 def test_pending_chunks_are_fixed_by_index():
