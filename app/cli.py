@@ -56,6 +56,14 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
 
 
 @app.command()
+def schema() -> None:
+    """Print the JSON Schema of a run spec (every field described), for editors and validators."""
+    from app.spec_docs import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
 def data(spec_path: Path = typer.Argument(..., metavar="SPEC")) -> None:
     """Print the data fingerprint and counts of a spec's training subset and eval split."""
     from app.data import data_fingerprint

@@ -27,8 +27,8 @@ class ModelSpec(_Section):
 
     id: str = Field("smollm2-135m", min_length=1, description="hub id, local path or 'smollm2-135m'")
     revision: str | None = Field(None, description="hub revision (commit sha recommended)")
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="weights dtype for evaluation")
+    trust_remote_code: bool = Field(False, description="let transformers/vLLM run code shipped with a hub model")
 
 
 class DataSpec(_Section):
@@ -40,8 +40,8 @@ class DataSpec(_Section):
         description="'local' (GSM8K_DIR, else ../shared/data/gsm8k), a directory, or 'openai/gsm8k'",
     )
     train_size: int | Literal["full"] = Field(128, description="nested subset size, >= 1, or 'full'")
-    subset_seed: int = Field(0, ge=0)
-    eval_split: Literal["test", "train"] = "test"
+    subset_seed: int = Field(0, ge=0, description="seed of the one permutation whose prefixes are the subsets")
+    eval_split: Literal["test", "train"] = Field("test", description="GSM8K split to evaluate on")
     eval_limit: int | None = Field(None, ge=1, description="evaluate the first N rows of the split")
 
     @model_validator(mode="after")
@@ -52,29 +52,37 @@ class DataSpec(_Section):
 
 
 class PromptSpec(_Section):
-    template: Literal["r1_zero_v1"] = "r1_zero_v1"
+    """How questions become prompts and answers become targets."""
+
+    template: Literal["r1_zero_v1"] = Field("r1_zero_v1", description="versioned prompt/target template id")
 
 
 class TrainSpec(_Section):
     """Optimisation settings; exactly one budget (epochs, max_steps, max_tokens) is set."""
 
-    epochs: float | None = Field(None, gt=0, le=100)
-    max_steps: int | None = Field(None, ge=1)
-    max_tokens: int | None = Field(None, ge=1, description="total non-pad training tokens")
-    lr: float = Field(2e-5, gt=0, le=1e-2)
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup_ratio: float = Field(0.0, ge=0, le=0.5)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    loss_mask: Literal["response", "answer_only", "full"] = "response"
-    micro_batch_size: int = Field(4, ge=1, le=512)
-    grad_accum: int = Field(4, ge=1, le=1024)
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    weight_decay: float = Field(0.0, ge=0, le=1)
-    max_seq_len: int = Field(1024, ge=16, le=32768)
-    overlong: Literal["error", "drop"] = "error"
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    group_by_length: bool = False
-    gradient_checkpointing: bool = False
+    epochs: float | None = Field(None, gt=0, le=100, description="budget: passes over the training subset")
+    max_steps: int | None = Field(None, ge=1, description="budget: optimizer steps")
+    max_tokens: int | None = Field(None, ge=1, description="budget: total non-pad training tokens")
+    lr: float = Field(2e-5, gt=0, le=1e-2, description="peak learning rate (AdamW)")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant, or linear warmup then cosine decay to min_lr_ratio × lr"
+    )
+    warmup_ratio: float = Field(0.0, ge=0, le=0.5, description="fraction of the steps spent warming up (cosine)")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final LR as a fraction of lr (cosine)")
+    loss_mask: Literal["response", "answer_only", "full"] = Field(
+        "response", description="supervised tokens: the whole target, the <answer> span only, or everything"
+    )
+    micro_batch_size: int = Field(4, ge=1, le=512, description="examples per forward pass per process")
+    grad_accum: int = Field(4, ge=1, le=1024, description="micro-batches per optimizer step")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm to this (null: no clipping)")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay on matrices (not norms/biases)")
+    max_seq_len: int = Field(1024, ge=16, le=32768, description="longest prompt + target in tokens")
+    overlong: Literal["error", "drop"] = Field(
+        "error", description="an example over max_seq_len stops training, or is dropped and counted"
+    )
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="float32, or bfloat16 autocast")
+    group_by_length: bool = Field(False, description="sort batches by length within chunks (less padding)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     save_every: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints")
 
     @model_validator(mode="after")
@@ -86,24 +94,26 @@ class TrainSpec(_Section):
 
 
 class EvalSpec(_Section):
-    backend: Literal["vllm", "hf"] = "vllm"
-    max_new_tokens: int = Field(1024, ge=1, le=32768)
-    stop: tuple[str, ...] = ("</answer>",)
-    temperature: Literal[0, 0.0] = 0.0
+    """Greedy generation settings."""
+
+    backend: Literal["vllm", "hf"] = Field("vllm", description="generation engine: vLLM, or transformers generate")
+    max_new_tokens: int = Field(1024, ge=1, le=32768, description="generation cap per question")
+    stop: tuple[str, ...] = Field(("</answer>",), description="stop strings (kept in the output)")
+    temperature: Literal[0, 0.0] = Field(0.0, description="must be 0: greedy decoding")
     batch_size: int = Field(64, ge=1, le=4096, description="prompts per generation call / resume chunk")
 
 
 class RunSpec(_Section):
     """A whole run: what to train (optional) and how to evaluate."""
 
-    name: str = Field(pattern=NAME_PATTERN)
-    seed: int = Field(0, ge=0)
+    name: str = Field(pattern=NAME_PATTERN, description="run name (letters, digits, ._-); names the run directory")
+    seed: int = Field(0, ge=0, description="seeds training (init order, data order) and generation")
     group: str | None = Field(None, max_length=40, description="study group label (orig, A, B, C, lr, base)")
-    model: ModelSpec = ModelSpec()
-    data: DataSpec = DataSpec()
-    prompt: PromptSpec = PromptSpec()
-    train: TrainSpec | None = None
-    eval: EvalSpec = EvalSpec()
+    model: ModelSpec = Field(ModelSpec(), description="which weights to start from")
+    data: DataSpec = Field(DataSpec(), description="which GSM8K rows train and evaluate")
+    prompt: PromptSpec = Field(PromptSpec(), description="prompt/target template")
+    train: TrainSpec | None = Field(None, description="training settings; omit to evaluate the base model")
+    eval: EvalSpec = Field(EvalSpec(), description="evaluation settings")
 
 
 def spec_hash(spec: RunSpec) -> str:
