@@ -5,6 +5,7 @@ Pure: reads package metadata, files and a few commands (`docker`, `nvidia-smi`);
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -47,9 +48,15 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def lock_pins(variant: str = "dev-cpu") -> dict[str, str]:
+def active_lock() -> Path:
+    """The lock this environment was installed from: the image's (REPRO_LOCKFILE), else make setup's."""
+    image_lock = Path(os.environ.get("REPRO_LOCKFILE", ""))
+    return image_lock if image_lock.is_file() else lock_path("dev-cpu")
+
+
+def lock_pins(lock: Path) -> dict[str, str]:
     """name → pinned version of every requirement in a lockfile."""
-    blocks = requirement_blocks(lock_path(variant).read_text().splitlines())
+    blocks = requirement_blocks(lock.read_text().splitlines())
     return {_canonical(b.split()[0].split("==")[0]): b.split()[0].split("==")[1] for b in blocks}
 
 
@@ -62,17 +69,18 @@ def lock_mismatches(pins: dict[str, str], installed: dict[str, str]) -> list[str
     return [f"{n}: want {v}, have {installed.get(n, 'none')}" for n, v in sorted(pins.items()) if installed.get(n) != v]
 
 
-def check_python(variant: str = "dev-cpu") -> Check:
-    header = lock_path(variant).read_text().splitlines()[1]
+def check_python(lock: Path) -> Check:
+    header = lock.read_text().splitlines()[1]
     needed = re.search(r"python (\d+\.\d+);", header).group(1)
     have = f"{sys.version_info[0]}.{sys.version_info[1]}"
     fix = f"uv python install {needed}; rm -rf .venv; make setup PY=$(uv python find {needed})"
-    return Check("python", have == needed, f"{sys.version.split()[0]} (lock {variant} is for {needed})", fix)
+    return Check("python", have == needed, f"{sys.version.split()[0]} ({lock.name} is for {needed})", fix)
 
 
-def check_lock(variant: str = "dev-cpu") -> Check:
-    bad = lock_mismatches(lock_pins(variant), installed_versions())
-    detail = f"all {len(lock_pins(variant))} pins of lockfiles/{variant}.txt installed"
+def check_lock(lock: Path) -> Check:
+    pins = lock_pins(lock)
+    bad = lock_mismatches(pins, installed_versions())
+    detail = f"all {len(pins)} pins of {lock} installed"
     if bad:
         detail = f"{len(bad)} pins differ: " + "; ".join(bad[:3]) + (" …" if len(bad) > 3 else "")
     return Check("lock match", not bad, detail, "rm -rf .venv && make setup")
@@ -178,9 +186,10 @@ def check_disk(runs_root: Path, specs: list[RunSpec]) -> Check:
 def run_checks(specs: list[RunSpec], runs_root: Path) -> list[Check]:
     sources = sorted({s.data.source for s in specs}) or ["local"]
     tag = "cuda" if check_gpu_driver().ok is not None else "cpu"
+    lock = active_lock()
     return [
-        check_python(),
-        check_lock(),
+        check_python(lock),
+        check_lock(lock),
         *[check_gsm8k(s) for s in sources],
         check_model_cache(),
         *check_docker(tag),

@@ -5,9 +5,11 @@ import re
 from app.doctor import (
     EMBEDDED_CHECKPOINT_BYTES,
     Check,
+    active_lock,
     base_image_cuda,
     check_disk,
     check_gsm8k,
+    check_lock,
     driver_check,
     installed_versions,
     lock_mismatches,
@@ -15,6 +17,7 @@ from app.doctor import (
     planned_bytes,
     render,
 )
+from app.locks import lock_path
 from app.spec import RunSpec
 from tests.helpers import repro
 
@@ -31,7 +34,7 @@ def test_doctor_prints_a_checklist_and_names_the_fix_for_missing_data(tmp_path, 
 
 
 def test_lock_mismatches_name_missing_and_other_versions():
-    pins = lock_pins("dev-cpu")
+    pins = lock_pins(lock_path("dev-cpu"))
     installed = installed_versions()
     assert lock_mismatches(pins, installed) == []
     installed["torch"] = "9.9.9"
@@ -68,3 +71,12 @@ def test_gsm8k_check_and_render(tmp_path):
     text = render([miss, Check("x", True, "fine", "never shown")])
     assert text.splitlines()[0].startswith("[!!] gsm8k") and "-> fix: set GSM8K_DIR" in text
     assert "never shown" not in text
+
+
+def test_inside_an_image_the_image_lock_is_checked(tmp_path, monkeypatch):
+    lock = tmp_path / "lock.txt"
+    header = "# input-sha256: x\n# variant train-cpu: extras train; python 3.11; x86_64-manylinux_2_28.\n"
+    lock.write_text(header + "numpy==0.0.1 \\\n    --hash=sha256:00\n")
+    monkeypatch.setenv("REPRO_LOCKFILE", str(lock))
+    check = check_lock(active_lock())
+    assert check.ok is False and check.detail.startswith("1 pins differ: numpy: want 0.0.1, have ")
