@@ -77,7 +77,9 @@ def test_make_setup_installs_from_pypi_without_machine_pip_config(tmp_path):
     out = make_setup(tmp_path / "venv", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     py = tmp_path / "venv" / "bin" / "python"
-    freeze = subprocess.run([py, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True).stdout
+    freeze = subprocess.run(
+        [py, "-m", "pip", "freeze", "--all", "--exclude-editable"], capture_output=True, text=True
+    ).stdout
     pinned = {canonical(b.split()[0]) for b in requirement_blocks(lock_path("dev-cpu").read_text().splitlines())}
     installed = {canonical(ln) for ln in freeze.splitlines() if "==" in ln and not ln.startswith("pip==")}
     assert installed == pinned  # exactly the lock: nothing missing, nothing extra
