@@ -6,7 +6,7 @@ It answers the requests huggingface_hub 2.x makes for `snapshot_download` (read 
   HEAD|GET /{id}/resolve/{rev}/{path}, /datasets/{id}/resolve/{rev}/{path}
           with X-Repo-Commit, ETag (the sha256, as for LFS files) and Content-Length.
 Each repo has commits (sha → {path in repo: local file}) and refs (branch → sha).
-Run standalone for docker/ci.sh: `python tests/hub_server.py --port 8765 --model ID=DIR --dataset ID=DIR`.
+Run standalone for docker/ci.sh: `python tests/hub_server.py --port 8765 --model ID=DIR --gsm8k-from DIR`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import re
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,20 @@ class Repo:
 
 def directory_files(root: Path) -> dict[str, Path]:
     return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def gsm8k_repo(jsonl_dir: Path, out: Path, limits: dict[str, int] | None = None) -> Path:
+    """GSM8K JSONL files as the hub dataset lays them out: main/{split}-00000-of-00001.parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (out / "main").mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        lines = (jsonl_dir / f"{split}.jsonl").read_text().splitlines()[: (limits or {}).get(split)]
+        table = pa.Table.from_pylist([json.loads(line) for line in lines])
+        pq.write_table(table, out / "main" / f"{split}-00000-of-00001.parquet")
+    (out / "README.md").write_text("GSM8K served by tests/hub_server.py\n")
+    return out
 
 
 API = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)/(revision|tree)/([^/]+)(/.*)?$")
@@ -157,8 +172,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--model", action="append", default=[], metavar="ID=DIR")
     parser.add_argument("--dataset", action="append", default=[], metavar="ID=DIR")
+    parser.add_argument("--gsm8k-from", type=Path, help="serve this JSONL GSM8K as openai/gsm8k (parquet)")
     args = parser.parse_args()
     hub = FakeHub(args.port)
+    if args.gsm8k_from:
+        out = gsm8k_repo(args.gsm8k_from, Path(tempfile.mkdtemp(prefix="hub-gsm8k-")))
+        args.dataset.append(f"openai/gsm8k={out}")
     for kind, items in (("model", args.model), ("dataset", args.dataset)):
         for item in items:
             repo_id, _, root = item.partition("=")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import repro
-from tests.hub_server import FakeHub, directory_files
+from tests.hub_server import FakeHub, directory_files, gsm8k_repo
 
 MODEL_ID = "tiny-org/tiny-llama"
 
@@ -20,17 +20,8 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def hub_dataset(tmp_path_factory, mini_gsm8k) -> Path:
-    """mini GSM8K in the hub's layout: main/{split}-00000-of-00001.parquet (+ a README not fetched)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    root = tmp_path_factory.mktemp("hub_gsm8k")
-    (root / "main").mkdir()
-    for split in ("train", "test"):
-        rows = [json.loads(line) for line in (mini_gsm8k / f"{split}.jsonl").read_text().splitlines()]
-        pq.write_table(pa.Table.from_pylist(rows), root / "main" / f"{split}-00000-of-00001.parquet")
-    (root / "README.md").write_text("tiny GSM8K for tests\n")
-    return root
+    """mini GSM8K in the hub's layout (+ a README the fetch leaves out)."""
+    return gsm8k_repo(mini_gsm8k, tmp_path_factory.mktemp("hub_gsm8k"))
 
 
 @pytest.fixture
