@@ -193,9 +193,13 @@ def not_fetched(inp: HubInput, why: str) -> UserError:
     )
 
 
-@functools.cache
 def verified(inp: HubInput) -> tuple[Path, dict]:
-    """(snapshot dir, record) after re-hashing every recorded file; once per process."""
+    """(snapshot dir, record) after re-hashing every recorded file; once per process and cache."""
+    return _verified(inp, hub_cache())
+
+
+@functools.cache
+def _verified(inp: HubInput, cache: Path) -> tuple[Path, dict]:
     snapshot = local_snapshot(inp)
     if snapshot is None:
         raise not_fetched(inp, "is not fetched")
