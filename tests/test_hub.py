@@ -144,3 +144,24 @@ def test_a_stage_without_the_fetch_or_with_a_changed_file_refuses_naming_repro_f
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
     changed = repro(*args, env={**env, "HF_HUB_OFFLINE": "1"})
     assert changed.returncode == 2 and "model.safetensors: sha256 differs" in changed.stderr, changed.stderr
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.train", "Dockerfile.eval"])
+def test_both_images_run_with_the_hub_off_and_read_the_fetched_cache(dockerfile):
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser()
+    parser.content = (Path(__file__).resolve().parent.parent / dockerfile).read_text()
+    env = parser.envs
+    assert env["HF_HUB_OFFLINE"] == "1"
+    # repro fetch writes $REPRO_CACHE/hf/hub; huggingface_hub in the image reads $HF_HOME/hub: the same place
+    assert Path(env["HF_HOME"]) == Path(env["REPRO_CACHE"]) / "hf"
+
+
+def test_hub_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, app.hub, app.data; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
