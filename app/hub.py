@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -132,9 +131,11 @@ def fetch_input(inp: HubInput, refresh: bool = False, log=print) -> dict:
         if found is not None:
             log(f"cached  {inp.label} commit {found['commit']} ({len(found['files'])} files)")
             return found
+    from huggingface_hub import constants
+
     t0 = time.time()
     snapshot = download(inp)
-    record = build_record(inp, snapshot, os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    record = build_record(inp, snapshot, constants.ENDPOINT)
     if inp.kind == "model" and not any(f.endswith(".safetensors") for f in record["files"]):
         raise UserError(f"{inp.field}: {inp.repo_id} has no .safetensors weights (pickle formats are not fetched)")
     atomic_write_bytes(record_path(inp, record["commit"]), json.dumps(record, indent=2).encode())
