@@ -244,9 +244,11 @@ def pin_problems(spec: RunSpec, recorded: list[tuple[str, dict | None]]) -> list
 
 def run_pin_problems(run_path: Path) -> list[str]:
     """pin_problems for a run directory: its spec.json against the commits its files recorded."""
-    from app.spec import load_spec
+    from app.spec import SpecError, load_spec
 
-    if not (run_path / "spec.json").is_file():
+    try:
+        spec = load_spec(run_path / "spec.json")
+    except SpecError:  # no spec, or not a valid one: the manifest check reports a changed file
         return []
     keys = {"data.json": "hub", "train_metrics.json": "model_source", "eval_metrics.json": "model_source"}
     recorded = []
@@ -254,4 +256,4 @@ def run_pin_problems(run_path: Path) -> list[str]:
         if (run_path / name).is_file():
             rec = json.loads((run_path / name).read_text()).get(key)
             recorded += [(name, rec)] if isinstance(rec, dict) and rec.get("commit") else []
-    return pin_problems(load_spec(run_path / "spec.json"), recorded)
+    return pin_problems(spec, recorded)
