@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
+# The cache both images mount at /cache (models, fetched hub snapshots); `repro fetch` fills it.
+export REPRO_CACHE_DIR ?= $(abspath .cache)
 
 .PHONY: help setup lock run images train eval test test-install test-slow test-docker lint clean
 
@@ -39,20 +41,26 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 REPRO_TAG ?= $(if $(HAS_GPU),cuda,cpu)
 COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),,-f compose.cpu.yaml)
 COMPOSE = $(BIN)/python -c 'import compose, os, sys; os.execv(os.path.join(os.path.dirname(compose.__file__), "docker-compose"), ["docker-compose"] + sys.argv[1:])' $(COMPOSE_FILES)
+# Without a local GSM8K copy the images get an empty directory (hub-sourced specs do not read it).
+GSM8K_MOUNT = $(if $(wildcard $(GSM8K_DIR)),$(GSM8K_DIR),$(REPRO_CACHE_DIR)/no-local-gsm8k)
+HAS_TRAIN = $(BIN)/python -c 'import sys; from app.spec import load_spec; sys.exit(load_spec(sys.argv[1]).train is None)' $(SPEC)
 IMAGES_BUILT = docker info >/dev/null 2>&1 && docker image inspect repro-train:$(REPRO_TAG) repro-eval:$(REPRO_TAG) >/dev/null 2>&1
 export SPEC REPRO_TAG
 export REPRO_UID := $(shell id -u)
 export REPRO_GID := $(shell id -g)
 export GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-run: setup  ## train then evaluate SPEC: in the two images when an engine answers and they are built, else natively
+run: setup  ## fetch SPEC's hub inputs if missing, then train + evaluate: in the two images when an engine answers and they are built, else natively
 	@if [ "$(NATIVE)" != 1 ] && $(IMAGES_BUILT); then \
 	  echo "make run: Docker engine and repro-{train,eval}:$(REPRO_TAG) images found: running each stage in its image"; \
-	  REPRO_TRAIN_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-train:$(REPRO_TAG)) $(COMPOSE) run --rm train && \
+	  mkdir -p $(REPRO_CACHE_DIR) $(GSM8K_MOUNT) && \
+	  REPRO_CACHE=$(REPRO_CACHE_DIR) $(BIN)/repro fetch $(SPEC) && \
+	  export GSM8K_DIR=$(GSM8K_MOUNT) && \
+	  { ! $(HAS_TRAIN) || REPRO_TRAIN_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-train:$(REPRO_TAG)) $(COMPOSE) run --rm train; } && \
 	  REPRO_EVAL_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-eval:$(REPRO_TAG)) $(COMPOSE) run --rm eval; \
 	else \
 	  echo "make run: no Docker engine or images (make images): running natively in $(VENV)"; \
-	  $(BIN)/repro run $(SPEC) --runs-dir $(RUNS); \
+	  $(BIN)/repro fetch $(SPEC) && $(BIN)/repro run $(SPEC) --runs-dir $(RUNS); \
 	fi
 
 images: setup  ## build repro-train and repro-eval (CUDA, or CPU without a GPU) with compose

@@ -105,9 +105,11 @@ def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the
 def audit(run_dir: Path = typer.Argument(..., metavar="RUN_DIR")) -> None:
     """Re-hash a run's files against its manifest and compare its environment with this one."""
     from app.fingerprint import audit as audit_run
+    from app.hub import run_pin_problems
 
     with user_errors():
         problems, env_diffs = audit_run(run_dir)
+        problems += run_pin_problems(run_dir)
     for line in env_diffs:
         typer.echo(line)
     for line in problems:
@@ -116,6 +118,18 @@ def audit(run_dir: Path = typer.Argument(..., metavar="RUN_DIR")) -> None:
         typer.echo(f"AUDIT FAILED {run_dir}: {len(problems)} file problem(s)", err=True)
         raise typer.Exit(1)
     typer.echo(f"AUDIT OK {run_dir}: every file matches its manifest")
+
+
+@app.command()
+def fetch(
+    specs: list[Path] = typer.Argument(..., metavar="SPEC...", help="spec files"),
+    refresh: bool = typer.Option(False, "--refresh", help="ask the hub again even when a fetched copy exists"),
+) -> None:
+    """Download every hub input of the specs once (model, GSM8K) and record commits + file sha256s."""
+    from app.hub import fetch_specs
+
+    with user_errors():
+        fetch_specs([load_spec(p) for p in specs], refresh=refresh, log=typer.echo)
 
 
 @app.command()

@@ -33,9 +33,9 @@ class Example:
 
 
 def resolve_source(source: str) -> Path | str:
-    """'local' → GSM8K_DIR or the shared copy; the hub id stays a str; anything else is a path."""
-    if source == HUB_DATASET:
-        return HUB_DATASET
+    """'local' → GSM8K_DIR or the shared copy; the hub id (`openai/gsm8k[@REV]`) stays a str; else a path."""
+    if source.partition("@")[0] == HUB_DATASET:
+        return source
     if source == "local":
         env = os.environ.get("GSM8K_DIR")
         return Path(env) if env else DEFAULT_DIR
@@ -79,12 +79,18 @@ def read_jsonl(path: Path, split: str) -> list[Example]:
     return rows
 
 
-def read_hub(split: str, revision: str | None = None) -> list[Example]:
-    """Read a split of openai/gsm8k through `datasets` (needs network or a warm HF cache)."""
-    import datasets  # heavy and only needed for hub sources
+def read_hub(source: str, split: str) -> list[Example]:
+    """Read a split of the fetched, verified openai/gsm8k snapshot (`repro fetch`; no network here)."""
+    import pyarrow.parquet as pq  # only needed for hub sources
 
-    ds = datasets.load_dataset(HUB_DATASET, "main", split=split, revision=revision)
-    return [parse_row(r, f"{HUB_DATASET}[{split}][{i}]", f"{split}-{i:05d}") for i, r in enumerate(ds)]
+    from app.hub import dataset_snapshot
+
+    snapshot, _ = dataset_snapshot(source)
+    files = sorted((snapshot / "main").glob(f"{split}-*.parquet"))
+    if not files:
+        raise UserError(f"data.source: {snapshot}/main has no {split}-*.parquet; run `repro fetch --refresh SPEC`")
+    rows = [r for f in files for r in pq.read_table(f, columns=["question", "answer"]).to_pylist()]
+    return [parse_row(r, f"{source}[{split}][{i}]", f"{split}-{i:05d}") for i, r in enumerate(rows)]
 
 
 def load_split(source: str, split: str) -> list[Example]:
@@ -93,7 +99,7 @@ def load_split(source: str, split: str) -> list[Example]:
         raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
     where = resolve_source(source)
     if isinstance(where, str):
-        return read_hub(split)
+        return read_hub(where, split)
     if not where.is_dir():
         raise UserError(f"{where}: GSM8K directory not found (data.source or GSM8K_DIR)")
     return read_jsonl(where / f"{split}.jsonl", split)
@@ -118,10 +124,12 @@ def rows_sha256(rows: list[Example]) -> str:
 
 
 def source_hashes(source: str) -> dict[str, str]:
-    """sha256 of each split file for a directory source; the dataset id for the hub."""
+    """sha256 of each split file: the directory's `{split}.jsonl`, or the fetched hub snapshot's files."""
     where = resolve_source(source)
     if isinstance(where, str):
-        return {"hub": where}
+        from app.hub import dataset_snapshot
+
+        return {rel: meta["sha256"] for rel, meta in dataset_snapshot(where)[1]["files"].items()}
     return {f"{s}.jsonl": sha256_file(where / f"{s}.jsonl") for s in SPLITS if (where / f"{s}.jsonl").exists()}
 
 
@@ -140,9 +148,8 @@ def data_fingerprint(source: str, size: int | str, seed: int, split: str, limit:
     train_rows = load_split(source, "train")
     chosen = [train_rows[i] for i in nested_indices(len(train_rows), size, seed)]
     eval_rows = select_eval(source, split, limit)
-    where = resolve_source(source)
     return {
-        "source": str(where),
+        **source_record(source),
         "source_sha256": source_hashes(source),
         "train_rows_available": len(train_rows),
         "train_size": len(chosen),
@@ -153,6 +160,16 @@ def data_fingerprint(source: str, size: int | str, seed: int, split: str, limit:
         "eval_size": len(eval_rows),
         "eval_rows_sha256": rows_sha256(eval_rows),
     }
+
+
+def source_record(source: str) -> dict:
+    """`source` (the directory read, or the hub id) and, for the hub, `hub`: id, revision, commit, files."""
+    where = resolve_source(source)
+    if not isinstance(where, str):
+        return {"source": str(where), "source_kind": "directory"}
+    from app.hub import dataset_snapshot
+
+    return {"source": where, "source_kind": "hub", "hub": dataset_snapshot(where)[1]}
 
 
 def check_spec_data(source: str, size: int | str | None) -> list[str]:

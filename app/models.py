@@ -80,8 +80,10 @@ def embedded_checkpoint() -> Path:
     return cached_build("models", "config.json", convert_gguf)
 
 
-def resolve_model(model_id: str) -> str:
-    """A local directory or a hub id that `from_pretrained` and vLLM accept."""
+def resolve_model(model_id: str, revision: str | None = None) -> str:
+    """A local directory `from_pretrained` and vLLM accept; hub ids resolve offline to their fetched snapshot."""
+    from app.hub import is_hub_model, model_snapshot
+
     if model_id == EMBEDDED:
         return str(embedded_checkpoint())
     path = Path(model_id).expanduser()
@@ -89,16 +91,18 @@ def resolve_model(model_id: str) -> str:
         if not (path / "config.json").is_file():
             raise UserError(f"model.id: {path} has no config.json")
         return str(path.resolve())
-    if model_id.startswith((".", "/")) or model_id.count("/") != 1:
+    if not is_hub_model(model_id):
         raise UserError(f"model.id: {model_id!r} is neither a local checkpoint nor a hub id (org/name)")
-    return model_id
+    return str(model_snapshot(model_id, revision)[0])
 
 
 def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
-    """What the weights were: hashes for local checkpoints, id + revision for hub models."""
+    """What the weights were: the fetch record (commit + every file's sha256) for hub models, hashes otherwise."""
+    from app.hub import hub_cache, is_hub_model, model_snapshot
+
     path = Path(resolved)
-    if not path.is_dir():
-        return {"id": model_id, "hub": True, "revision": revision}
+    if is_hub_model(model_id) and path.resolve().is_relative_to(hub_cache().resolve()):
+        return {**model_snapshot(model_id, revision)[1], "hub": True, "path": str(path)}
     files = {p.name: sha256_file(p) for p in sorted(path.glob("*.safetensors"))}
     source = json.loads((path / "source.json").read_text()) if (path / "source.json").is_file() else None
     return {"id": model_id, "path": str(path), "safetensors_sha256": files, "source": source}

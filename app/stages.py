@@ -92,7 +92,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
     with ctx:
         if rank == 0:
             record_env(run, "train")
-        model_path = resolve_model(spec.model.id)
+        model_path = resolve_model(spec.model.id, spec.model.revision)
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
         examples, dropped = encode_train_set(spec, tokenizer)
         summary = run_training(
@@ -155,7 +155,7 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
     from app.models import resolve_model
 
     if spec.train is None:
-        return resolve_model(spec.model.id)
+        return resolve_model(spec.model.id, spec.model.revision)
     if run.stage_state("train") != "complete" or not run.file("checkpoint/config.json").is_file():
         raise UserError(f"{run.path}: train stage is not complete; run `repro train` first")
     return str(run.file("checkpoint"))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.artifacts import RunDir, run_dir_name
-from app.spec import RunSpec, dump_spec, load_spec, spec_hash
+from app.spec import HUB_DATASET, RunSpec, dump_spec, load_spec, spec_hash
 
 LR_SWEEP = (5e-6, 1e-5, 2e-5, 3e-5)
 
@@ -39,10 +39,20 @@ class StudyPlan:
     eval_backend: str = "vllm"
     prefix: str = ""
     group_by_length: bool = False
+    # The GPU study reads GSM8K from the hub (fetched once by `repro fetch`), so a fresh machine can run it.
+    data_source: str = "local"
 
 
 GPU_PLAN = StudyPlan(
-    "Qwen/Qwen2.5-Math-1.5B", (128, 256, 512, 1024, "full"), (512, 1024, "full"), None, 1024, 4, 4, "bfloat16"
+    "Qwen/Qwen2.5-Math-1.5B",
+    (128, 256, 512, 1024, "full"),
+    (512, 1024, "full"),
+    None,
+    1024,
+    4,
+    4,
+    "bfloat16",
+    data_source=HUB_DATASET,
 )
 CPU_PLAN = StudyPlan(
     "smollm2-135m", (32, 64, 128), (64, 128), 64, 192, 8, 2, "float32", prefix="cpu_", group_by_length=True
@@ -86,7 +96,7 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
             "group": group,
             "model": {"id": plan.model, "dtype": plan.dtype},
             "data": {
-                "source": "local",
+                "source": plan.data_source,
                 "train_size": size,
                 "subset_seed": 0,
                 "eval_split": "test",
@@ -118,7 +128,7 @@ def base_spec(plan: StudyPlan) -> RunSpec:
             "seed": 0,
             "group": "base",
             "model": {"id": plan.model, "dtype": plan.dtype},
-            "data": {"source": "local", "eval_split": "test", "eval_limit": plan.eval_limit},
+            "data": {"source": plan.data_source, "eval_split": "test", "eval_limit": plan.eval_limit},
             "eval": {"backend": plan.eval_backend, "max_new_tokens": plan.max_new_tokens},
         }
     )

@@ -4,7 +4,10 @@
 #   2. make a Debian base image with debootstrap, push it locally, pin it by digest;
 #   3. download the CPU locks' wheels on the host (TLS is intercepted inside builds);
 #   4. build both CPU images with --require-hashes; prove a lock with one wrong hash fails;
-#   5. run train then eval through compose on a tiny spec and check the run directory.
+#   5. run train then eval through compose on a tiny spec and check the run directory;
+#   6. hub_scenario: `make run` on an eval-only spec whose model and GSM8K come from a hub served
+#      locally (tests/hub_server.py): fetched on the host, evaluated in the image with the hub off,
+#      with no local GSM8K copy mounted; the recorded commits and hashes must be what was served.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -13,11 +16,12 @@ COMPOSE=("$COMPOSE_BIN" -f compose.yaml -f compose.cpu.yaml)
 WORK=${REPRO_DOCKER_WORK:-/tmp/repro-docker-ci}
 BASE_TAG=repro-base:bookworm-numa
 REGISTRY=127.0.0.1:5000
-DOCKERD_PID="" REGISTRY_PID=""
+DOCKERD_PID="" REGISTRY_PID="" HUB_PID=""
 export DOCKER_BUILDKIT=1
 
 log() { echo "docker-ci: $*" >&2; }
 cleanup() {
+    if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; fi
     if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null || true; fi
     if [ -n "$DOCKERD_PID" ]; then
         log "stopping dockerd (pid $DOCKERD_PID)"
@@ -69,6 +73,24 @@ make_base() {
     docker image inspect -f '{{index .RepoDigests 0}}' "$REGISTRY/$BASE_TAG"
 }
 
+hub_scenario() {
+    local runs="$WORK/hub-runs" cache="$WORK/hub-cache" port=${REPRO_HUB_PORT:-8765} model
+    rm -rf "$runs" "$cache" && mkdir -p "$runs" "$cache"
+    model=$($BIN/python -c 'from app.models import embedded_checkpoint; print(embedded_checkpoint())')
+    $BIN/python tests/hub_server.py --port "$port" --model "repro-ci/smollm2-135m=$model" \
+        --gsm8k-from "${GSM8K_DIR:-../shared/data/gsm8k}" >"$WORK/hub.log" 2>&1 &
+    HUB_PID=$!
+    for _ in $(seq 30); do grep -q "^serving" "$WORK/hub.log" && break; sleep 1; done
+    grep -q "^serving" "$WORK/hub.log" || { log "hub server did not start"; cat "$WORK/hub.log"; exit 1; }
+    log "make run SPEC=specs/docker_base_cpu.json from the hub at 127.0.0.1:$port, no local GSM8K"
+    # -o: never rebuild the venv from here (make test-docker has already set it up).
+    HF_ENDPOINT="http://127.0.0.1:$port" HF_HUB_OFFLINE=0 REPRO_CACHE_DIR="$cache" REPRO_RUNS_DIR="$runs" \
+        GSM8K_DIR="$WORK/no-shared-gsm8k" PYTHONPATH="$PWD" \
+        make -o "$(dirname "$BIN")/.installed" run SPEC=specs/docker_base_cpu.json
+    kill "$HUB_PID" && HUB_PID=""
+    $BIN/python docker/check_hub_run.py "$runs"/docker_base_cpu-* "$WORK/hub.log" "$model"
+}
+
 main() {
     mkdir -p "$WORK"
     install_tools
@@ -103,6 +125,7 @@ main() {
     "${COMPOSE[@]}" run --rm -T train
     "${COMPOSE[@]}" run --rm -T eval
     $BIN/python docker/check_run.py "$runs"/docker_tiny_cpu-*
+    hub_scenario
 }
 
 main "$@"
