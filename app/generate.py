@@ -129,12 +129,14 @@ class HfGenerator:
             model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
         ).eval()
         self.max_new_tokens, self.stop = cfg.max_new_tokens, cfg.stop
+        # Stop at every EOS the checkpoint names (Qwen2.5-Math: <|im_end|> and <|endoftext|>), as vLLM does.
+        self.eos = stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         self.versions = {"backend": "hf", "transformers": _version("transformers"), "torch": _version("torch")}
 
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
         torch, tok = self.torch, self.tokenizer
         width = max(len(p) for p in prompt_ids)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else self.eos[0]
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
         with torch.no_grad():
@@ -146,24 +148,29 @@ class HfGenerator:
                 stop_strings=list(self.stop) or None,
                 tokenizer=tok,
                 pad_token_id=pad,
-                eos_token_id=tok.eos_token_id,
+                eos_token_id=self.eos,
             )
         return [self._finish(row[width:].tolist()) for row in out]
 
     def _finish(self, new: list[int]) -> Generation:
-        eos = self.tokenizer.eos_token_id
-        cut = new.index(eos) if eos in new else len(new)
+        cut = next((i for i, t in enumerate(new) if t in self.eos), len(new))
         text = self.tokenizer.decode(new[:cut], skip_special_tokens=True)
         for s in self.stop:
-            if s in text:  # finished sequences are padded with eos after the stop string
+            if s in text:  # finished sequences are padded after the stop string
                 return Generation(text[: text.index(s) + len(s)], cut, "stop", s)
         if cut < len(new):
-            return Generation(text, cut + 1, "stop", eos)
+            return Generation(text, cut + 1, "stop", new[cut])
         return Generation(text, len(new), "length", None)
 
     def close(self) -> None:
         del self.model
         gc.collect()
+
+
+def stop_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
+    """The tokenizer's EOS first, then any other EOS ids of the generation config, without repeats."""
+    listed = generation_eos if isinstance(generation_eos, list) else [generation_eos]
+    return list(dict.fromkeys(t for t in [tokenizer_eos, *listed] if t is not None))
 
 
 BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}

@@ -112,6 +112,11 @@ def load_resume(run: RunDir, model, optimizer) -> int:
     return int(latest["step"])
 
 
+def pad_id(tokenizer) -> int:
+    """The tokenizer's pad id, else its EOS (pads are masked out of attention and loss either way)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -283,7 +288,7 @@ def run_training(
             param_group["lr"] = lr_now
         micro_batches, items = step_items(lengths, seed, step, micro_batch_size, grad_accum, world, rank, group)
         n_window = sum(examples[i].n_supervised for i in items)
-        loss = accumulate(model, examples, micro_batches, n_window, tokenizer.pad_token_id, device, dtype, world)
+        loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), device, dtype, world)
         grad_norm = optimizer_step(model, optimizer, max_grad_norm)
 
         tokens = sum(lengths[i] for i in items)
@@ -326,11 +331,18 @@ def run_training(
 
 
 def save_checkpoint(model, tokenizer, out: Path) -> None:
-    """safetensors + tokenizer + generation_config (EOS = the tokenizer's), written atomically."""
+    """safetensors + tokenizer + generation_config, written atomically.
+
+    The generation config keeps every EOS the base model stops at (Qwen2.5-Math lists two) and adds
+    the tokenizer's, which ends every training target.
+    """
+    from app.generate import stop_token_ids
+
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    eos = stop_token_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+    model.generation_config.eos_token_id = eos[0] if len(eos) == 1 else eos
+    model.generation_config.pad_token_id = pad_id(tokenizer)
     model.config.use_cache = True
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
