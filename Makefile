@@ -28,8 +28,10 @@ lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for L
 
 # Images: GPU images by default; on a machine without nvidia-smi, the CPU override.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
-REPRO_TAG ?= $(if $(HAS_GPU),cuda,cpu)
-COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),,-f compose.cpu.yaml)
+# CUDA=12: the CUDA 12 locks and images (NVIDIA drivers 525-579; the default CUDA 13 needs >= 580).
+CUDA ?= 13
+REPRO_TAG ?= $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),cuda12,cuda),cpu)
+COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),-f compose.cuda12.yaml),-f compose.cpu.yaml)
 COMPOSE = $(BIN)/python -c 'import compose, os, sys; os.execv(os.path.join(os.path.dirname(compose.__file__), "docker-compose"), ["docker-compose"] + sys.argv[1:])' $(COMPOSE_FILES)
 IMAGES_BUILT = docker info >/dev/null 2>&1 && docker image inspect repro-train:$(REPRO_TAG) repro-eval:$(REPRO_TAG) >/dev/null 2>&1
 export SPEC REPRO_TAG

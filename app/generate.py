@@ -125,9 +125,14 @@ class HfGenerator:
         torch.manual_seed(cfg.seed)
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.revision)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
-        ).eval()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(
+                model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
+            )
+            .to(self.device)
+            .eval()
+        )
         self.max_new_tokens, self.stop = cfg.max_new_tokens, cfg.stop
         # Stop at every EOS the checkpoint names (Qwen2.5-Math: <|im_end|> and <|endoftext|>), as vLLM does.
         self.eos = stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
@@ -137,8 +142,8 @@ class HfGenerator:
         torch, tok = self.torch, self.tokenizer
         width = max(len(p) for p in prompt_ids)
         pad = tok.pad_token_id if tok.pad_token_id is not None else self.eos[0]
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=self.device)
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=ids,
@@ -179,8 +184,11 @@ BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}
 @contextmanager
 def open_generator(backend: str, model_path: str, cfg: GenSettings) -> Iterator[Generator]:
     """One engine at a time: built on entry, torn down on exit."""
+    from app.driver import check_driver
+
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
+    check_driver()
     gen = BACKENDS[backend](model_path, cfg)
     try:
         yield gen

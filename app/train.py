@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from app.artifacts import RunDir, atomic_write_bytes
+from app.driver import check_driver
 from app.schedule import lr_at
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
 
@@ -259,6 +260,7 @@ def run_training(
     revision: str | None = None,
 ) -> dict:
     """Train and write checkpoint/ and train_log.jsonl; returns the loop's summary."""
+    check_driver()  # before torch touches CUDA: an old driver would silently mean training on the CPU
     set_determinism(seed)
     rank, world, device = init_distributed()
     model = load_model(
