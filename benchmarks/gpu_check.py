@@ -77,9 +77,12 @@ def stories(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
     for _ in range(n):
         name, thing = rng.choice(names), rng.choice(things)
         a, b, c = rng.randint(2, 90), rng.randint(2, 90), rng.randint(2, 9)
-        q = f"{name} has {a} {thing} and buys {b} more, then shares them equally among {c} friends. How many {thing} does each friend get, rounded down?"
+        q = (
+            f"{name} has {a} {thing} and buys {b} more, then shares them equally among {c} friends. "
+            f"How many {thing} does each friend get, rounded down?"
+        )
         total = a + b
-        ans = f"{name} has {a} + {b} = {total} {thing}.\nEach friend gets {total} // {c} = {total // c}.\n#### {total // c}"
+        ans = f"{name} has {a} + {b} = {total} {thing}.\nEach gets {total} // {c} = {total // c}.\n#### {total // c}"
         out.append((q, ans, str(total // c)))
     return out
 
@@ -286,8 +289,9 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for shape, r in report["models"].items():
-        lines.append(f"| {shape} ({r['family']}) | {r['params'] / 1e6:.1f}M | {det_cell(r['determinism'])} | "
-                     f"{train_cell(r['training'], 0)} | {train_cell(r['training'], 1)} | {gen_cell(r['generation'])} |")  # fmt: skip
+        cells = [f"{shape} ({r['family']})", f"{r['params'] / 1e6:.1f}M", det_cell(r["determinism"])]
+        cells += [train_cell(r["training"], 0), train_cell(r["training"], 1), gen_cell(r["generation"])]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
