@@ -7,7 +7,7 @@ SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 
-.PHONY: help setup lock run images train eval test test-slow test-docker lint clean gpu-check
+.PHONY: help setup lock run images train eval test test-slow test-docker lint clean gpu-check lock-index
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,9 @@ $(VENV)/.installed: lockfiles/dev-cpu.txt pyproject.toml
 
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
 	$(BIN)/repro lock
+
+lock-index: setup  ## check every pinned file of the CUDA locks against PyPI (hashes, target wheels, dependencies; no downloads)
+	$(BIN)/repro lock --index
 
 # Images: GPU images by default; on a machine without nvidia-smi, the CPU override.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
