@@ -347,9 +347,26 @@ def save_checkpoint(model, tokenizer, out: Path) -> None:
     model.generation_config.pad_token_id = pad_id(tokenizer)
     model.config.use_cache = True
     model.save_pretrained(tmp, safe_serialization=True)
+    add_legacy_rope_keys(tmp / "config.json")
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+
+
+def add_legacy_rope_keys(path: Path) -> None:
+    """Also write `rope_theta` (and `rope_scaling`) beside transformers 5's `rope_parameters`.
+
+    transformers 4.x (the CUDA 12 eval image's, pinned by vllm 0.16) ignores `rope_parameters` and
+    would read SmolLM2's theta 100000 as the default 10000; transformers 5 reads either form.
+    """
+    config = json.loads(path.read_text())
+    params = config.get("rope_parameters")
+    if not isinstance(params, dict) or "rope_theta" not in params or "rope_theta" in config:
+        return
+    config["rope_theta"] = params["rope_theta"]
+    if params.get("rope_type", "default") != "default":
+        config["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 class make_progress:
