@@ -77,3 +77,16 @@ def test_qwen2_trains_and_evaluates_with_vllm_like_hf(qwen_spec, tmp_path):
     assert all(0 < r["n_tokens"] <= 16 for r in pa)
     # fp32 greedy: vLLM reads the Qwen2 checkpoint (biases, GQA, tied head, tokenizer) as transformers does.
     assert [(r["output"], r["n_tokens"]) for r in pa] == [(r["output"], r["n_tokens"]) for r in pb]
+
+
+def test_hf_backend_stops_at_either_qwen_eos(tiny_qwen_dir, qwen_tok):
+    from app.generate import GenSettings, HfGenerator
+
+    gen = HfGenerator(str(tiny_qwen_dir), GenSettings("float32", 8, ("</answer>",), 0, 256))
+    endoftext, im_end = qwen_tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    assert gen.eos == [im_end, endoftext]
+    words = qwen_tok("12 apples", add_special_tokens=False)["input_ids"]
+    for eos in (im_end, endoftext):
+        out = gen._finish(words + [eos, words[0]])
+        assert (out.text, out.n_tokens, out.stop_reason) == ("12 apples", len(words) + 1, eos)
+    assert gen._finish(words).finish_reason == "length"
