@@ -339,6 +339,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) < 5:  # the project's floor (pyproject.toml)
+        print(f"gpu_check: needs transformers >= 5 (found {transformers.__version__})", file=sys.stderr)
+        return 2
     args = parse_args(argv)
     t0 = time.time()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
