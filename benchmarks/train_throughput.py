@@ -16,35 +16,17 @@ import torch
 
 from app.train import make_optimizer, optimizer_step, window_loss
 
-# llama-family shapes (hidden, intermediate, layers, heads, kv heads, vocab); weights are random
-SHAPES = {
-    "smollm2-135m": (576, 1536, 30, 9, 3, 49152),
-    "qwen2.5-1.5b": (1536, 8960, 28, 12, 2, 151936),
-}
-
-
-def llama_config(shape: str):
-    from transformers import LlamaConfig
-
-    hidden, inter, layers, heads, kv, vocab = SHAPES[shape]
-    return LlamaConfig(
-        hidden_size=hidden,
-        intermediate_size=inter,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv,
-        vocab_size=vocab,
-        tie_word_embeddings=True,
-        max_position_embeddings=4096,
-    )
+SHAPES = ("smollm2-135m", "qwen2.5-1.5b")  # real configurations, random weights (app/synthetic.py)
 
 
 def run(shape: str, dtype: str, batch: int, seq: int, steps: int, device: torch.device) -> float:
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    from app.synthetic import model_config
 
     torch.manual_seed(0)
-    config = llama_config(shape)
-    model = LlamaForCausalLM(config).to(device).train()
+    config = model_config(shape)
+    model = AutoModelForCausalLM.from_config(config).to(device).train()
     opt = make_optimizer(model, 1e-5, 0.0)
     ids = torch.randint(0, config.vocab_size, (batch, seq))
     data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
@@ -64,7 +46,7 @@ def run(shape: str, dtype: str, batch: int, seq: int, steps: int, device: torch.
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES))
+    ap.add_argument("--shape", default="smollm2-135m", choices=SHAPES)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--steps", type=int, default=2)

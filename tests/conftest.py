@@ -104,3 +104,15 @@ def tiny_spec(tmp_path, tiny_model_dir, mini_gsm8k):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory, real_gsm8k) -> Path:
+    """A randomly initialised 2-layer Qwen2 with a BPE tokenizer trained here on 256 GSM8K rows,
+    carrying Qwen's special tokens and EOS/pad conventions (EOS <|im_end|>, pad <|endoftext|>)."""
+    from app.prompts import R1_ZERO_V1, render_prompt, render_target
+    from app.synthetic import qwen_tokenizer, write_checkpoint
+
+    rows = [json.loads(ln) for ln in (real_gsm8k / "train.jsonl").read_text().splitlines()[:256]]
+    texts = [render_prompt(R1_ZERO_V1, r["question"]) + render_target(R1_ZERO_V1, r["answer"], "0") for r in rows]
+    return write_checkpoint(tmp_path_factory.mktemp("qwen") / "model", "tiny-qwen2", qwen_tokenizer(texts))

@@ -72,6 +72,8 @@ def test_training_learns_and_writes_artifacts(tiny_spec, tmp_path, tiny_model_di
     assert not run.file("resume").exists()
     gen = json.loads(run.file("checkpoint/generation_config.json").read_text())
     assert gen["eos_token_id"] == 2
+    config = json.loads(run.file("checkpoint/config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"]  # transformers 4.x reads this key
 
 
 def test_complete_run_is_never_overwritten(tiny_spec, tmp_path):
@@ -163,3 +165,16 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert metrics["tokens_trained"] >= 3000 and metrics["tokens_trained"] - log[-1]["tokens"] < 3000
     assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
     assert all(math.isfinite(r["loss"]) for r in log)
+
+
+def test_checkpoint_rope_theta_survives_both_transformers_generations(tmp_path, tokenizer):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from app.synthetic import model_config
+    from app.train import save_checkpoint
+
+    model = AutoModelForCausalLM.from_config(model_config("tiny-llama", vocab_size=len(tokenizer)))  # theta 1e5
+    save_checkpoint(model, tokenizer, tmp_path / "ckpt")
+    raw = json.loads((tmp_path / "ckpt/config.json").read_text())
+    assert raw["rope_theta"] == raw["rope_parameters"]["rope_theta"] == 100000.0  # 4.x would default to 1e4
+    assert AutoConfig.from_pretrained(tmp_path / "ckpt").rope_parameters["rope_theta"] == 100000.0
