@@ -94,6 +94,18 @@ def resolve_model(model_id: str) -> str:
     return model_id
 
 
+RUN_PREFIX = "run:"
+
+
+def run_checkpoint(model_id: str, runs_root: Path) -> str:
+    """`run:<run dir name>`: the checkpoint of a complete trained run beside this one (eval-only arms)."""
+    name = model_id[len(RUN_PREFIX) :]
+    ckpt = Path(runs_root) / name / "checkpoint"
+    if not name or "/" in name or not (ckpt / "config.json").is_file():
+        raise UserError(f"model.id: {model_id!r}: no trained checkpoint at {ckpt} (run that spec first)")
+    return str(ckpt.resolve())
+
+
 def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
     """What the weights were: hashes for local checkpoints, id + revision for hub models."""
     path = Path(resolved)

@@ -52,7 +52,9 @@ class DataSpec(_Section):
 
 
 class PromptSpec(_Section):
-    template: Literal["r1_zero_v1"] = "r1_zero_v1"
+    template: Literal["r1_zero_v1", "r1_zero_hardened_v1"] = Field(
+        "r1_zero_v1", description="prompt template id (app/prompts.py); hardened = + the explicit format rule"
+    )
 
 
 class TrainSpec(_Section):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from app.artifacts import RunDir, atomic_write_bytes
-from app.schedule import lr_at
+from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
 
 GROUP_FACTOR = 8  # length grouping sorts within chunks of 8 global batches
@@ -316,6 +316,7 @@ def run_training(
     wall = time.time() - t0
     return {
         "total_steps": total_steps,
+        "warmup_steps": warmup_steps(total_steps, warmup_ratio),
         "resumed_from_step": start,
         "global_batch": global_batch,
         "world_size": world,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.spec import load_spec
+from app.artifacts import run_dir_name
+from app.spec import load_spec, spec_hash
 from app.stages import run_stages
 from app.study import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
 
@@ -81,8 +82,31 @@ def test_matrix_specs_differ_only_where_the_study_says():
     assert lrs == {5e-6, 1e-5, 2e-5, 3e-5}
     assert specs["orig_128"].train.epochs == 3 and specs["orig_512"].train.epochs == 1
     assert specs["A_512"].train.warmup_ratio == 0.05 and specs["A_512"].train.min_lr_ratio == 0.1
-    assert all(s.model.id == "Qwen/Qwen2.5-Math-1.5B" and s.eval.max_new_tokens == 1024 for s in specs.values())
+    trained = [s for s in specs.values() if s.group != "decode"]
+    assert all(s.model.id == "Qwen/Qwen2.5-Math-1.5B" and s.eval.max_new_tokens == 1024 for s in trained)
     assert all(s.data.eval_limit is None for s in specs.values())
+
+
+def test_matrix_has_prompt_budget_and_decoding_arms():
+    specs = {s.name: s for s in matrix(GPU_PLAN)}
+    diff = lambda a, b: {k for k in _flat(a) if _flat(a)[k] != _flat(b)[k]} - {"name", "group"}  # noqa: E731
+    assert diff(specs["orig_512"], specs["P_512"]) == {"prompt.template"}
+    assert {s.train.max_steps for s in specs.values() if s.group == "steps"} == {468}  # ceil(7473 / 16)
+    assert sorted(s.data.train_size for s in specs.values() if s.group == "tokens") == [128, 256, 512, 1024]
+    assert diff(specs["orig_128"], specs["steps_128"]) == {"train.epochs", "train.max_steps"}
+    decode = specs["decode2048_orig_full"]
+    assert decode.train is None and decode.eval.max_new_tokens == 2048
+    assert decode.model.id == "run:" + run_dir_name("orig_full", spec_hash(specs["orig_full"]))
+    cpu = {s.name: s for s in matrix(CPU_PLAN)}
+    assert {n for n, s in cpu.items() if s.group in ("P", "steps", "tokens", "decode")} == {
+        "cpu_P_64",
+        "cpu_P_128",
+        "cpu_steps_32",
+        "cpu_steps_64",
+        "cpu_tokens_32",
+        "cpu_tokens_64",
+        "cpu_decode384_P_128",
+    }
 
 
 @pytest.mark.parametrize(("plan", "where"), [(GPU_PLAN, "specs"), (CPU_PLAN, "specs/cpu_study")])
