@@ -154,12 +154,18 @@ def _predictions_path(path: Path) -> Path:
 def rescore(
     path: Path = typer.Argument(..., metavar="RUN_DIR|PREDICTIONS"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    write: bool = typer.Option(False, "--write", help="RUN_DIR: rewrite its predictions and eval metrics"),
 ) -> None:
     """Recompute every metric from saved outputs, without generating."""
     from app.evaluate import print_summary, read_predictions, regrade
     from app.metrics import summarize
+    from app.rescore import rescore_run
 
     with user_errors():
+        if write and not path.is_dir():
+            raise UserError(f"{path}: --write needs a run directory")
+        if write:
+            rescore_run(path)
         pred = _predictions_path(path)
         if not pred.is_file():
             raise UserError(f"{pred}: not found")
