@@ -270,12 +270,19 @@ def report(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
     out: Path = typer.Option(Path("report"), "--out", help="output directory"),
     title: str = typer.Option("GSM8K SFT study", "--title"),
+    allow_mixed_eval: bool = typer.Option(
+        False, "--allow-mixed-eval", help="report runs evaluated differently (warns at the top)"
+    ),
+    margin: float = typer.Option(0.02, "--margin", min=0.0, max=1.0, help="non-inferiority margin δ (criterion 3)"),
+    reference: bool = typer.Option(
+        False, "--reference-original", help="draw the original report's accuracies (GPU study sizes)"
+    ),
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html."""
     from app.report import build_report
 
     with user_errors():
-        path = build_report(run_dirs, out, title)
+        path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference)
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 
 

@@ -50,6 +50,64 @@ def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     assert len(doc["criteria"]) == 3
     assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
     assert doc["criteria"][2]["verdict"] == "not enough data"  # 6 questions cannot show "no worse"
+    assert "Holm" in doc["criteria"][0]["rule"] and "δ = 0.02" in doc["criteria"][2]["rule"]
+    check = doc["criteria"][0]["checks"][0]
+    assert (check["run_a"], check["run_b"]) == ("A_16", "B_16") and "| A_16 |" in md  # arms named
+
+
+def eval_only(root: Path, tiny_model_dir, mini_gsm8k, name: str, group: str, model_id: str, max_new: int) -> Path:
+    """An eval-only run beside the tiny study runs."""
+    spec_path = root / f"{name}.json"
+    spec_path.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "group": group,
+                "model": {"id": model_id},
+                "data": {"source": str(mini_gsm8k), "train_size": 16, "eval_limit": 6},
+                "eval": {"backend": "hf", "max_new_tokens": max_new, "batch_size": 6},
+            }
+        )
+    )
+    return run_stages(load_spec(spec_path), root / "runs", progress=False).path
+
+
+def test_report_refuses_runs_evaluated_differently_unless_told(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
+    from tests.helpers import repro
+
+    other = eval_only(tiny_runs[0].parent.parent, tiny_model_dir, mini_gsm8k, "base12", "base", str(tiny_model_dir), 12)
+    out = repro("report", *map(str, tiny_runs), str(other), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 2 and "max_new_tokens differs: 8 (orig_8" in out.stderr and "12 (base12)" in out.stderr
+    assert not (tmp_path / "rep").exists()
+    out = repro("report", *map(str, tiny_runs), str(other), "--out", str(tmp_path / "rep"), "--allow-mixed-eval")
+    assert out.returncode == 0, out.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.split("## Runs")[0].count("> **warning:** runs evaluated differently") == 1
+
+
+def test_decode_arm_evaluates_a_trained_checkpoint_and_is_reported(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
+    from tests.helpers import repro
+
+    source = tiny_runs[3]  # B_16
+    decode = eval_only(
+        source.parent.parent, tiny_model_dir, mini_gsm8k, "decode12_B_16", "decode", f"run:{source.name}", 12
+    )
+    metrics = json.loads((decode / "eval_metrics.json").read_text())
+    assert metrics["max_new_tokens"] == 12 and metrics["model_source"]["path"] == str(source / "checkpoint")
+    out = repro("report", *map(str, tiny_runs), str(decode), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr  # a decode arm differs in max_new_tokens by design
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    checks = doc["extra"][0]["checks"]
+    assert doc["extra"][0]["criterion"].startswith("Decoding robustness")
+    assert checks[0]["run_a"] == "B_16" and checks[0]["run_b"] == "decode12_B_16" and "8 → 12" in checks[0]["label"]
+
+
+def test_missing_source_run_is_one_line_error(tmp_path):
+    from app.errors import UserError
+    from app.models import run_checkpoint
+
+    with pytest.raises(UserError, match="model.id: 'run:nope-1234abcd': no trained checkpoint"):
+        run_checkpoint("run:nope-1234abcd", tmp_path)
 
 
 def test_report_refuses_a_run_without_eval(tmp_path):
