@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
     root = tmp_path_factory.mktemp("study")
     dirs = []
-    for group, size in (("orig", 8), ("orig", 16), ("A", 16), ("B", 16), ("C", 16), ("C", 8)):
+    for group, size in (("orig", 8), ("orig", 16), ("A", 16), ("B", 16), ("C", 16), ("C", 8), ("steps", 8)):
         spec_path = root / f"{group}_{size}.json"
         spec_path.write_text(
             json.dumps(
@@ -38,14 +38,14 @@ def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
 def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     from tests.helpers import repro
 
-    out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"))
+    out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"), "--reference-original")
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     assert md.count("\n| ") >= 7 and "strict ± 95% CI" in md
-    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png"):
+    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "src='accuracy.png'" not in page
+    assert page.count("data:image/png;base64,") == 5 and "src='accuracy.png'" not in page
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert len(doc["criteria"]) == 3
     assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
