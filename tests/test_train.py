@@ -155,6 +155,8 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
         "group_by_length": True,
         "overlong": "drop",
         "max_seq_len": 200,
+        "schedule": "cosine",
+        "warmup_ratio": 0.05,
     }
     spec = load_spec(tiny_spec(name="opts", train=train))
     run = train_stage(spec, tmp_path, progress=False)
@@ -163,3 +165,5 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert metrics["tokens_trained"] >= 3000 and metrics["tokens_trained"] - log[-1]["tokens"] < 3000
     assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
     assert all(math.isfinite(r["loss"]) for r in log)
+    # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
+    assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
