@@ -108,3 +108,17 @@ def test_unreadable_number_form_makes_the_span_unparsable():
     assert grade("<answer> 5\u00b2 </answer>", "25", "stop").status == "unparsable"
     assert parse_diagnostic("it is \u2460") is None  # a circled one is not read as anything
     assert find_numbers("pay \u22123 or 2\u00bc") == ["-3", "2.25"]
+
+
+def test_statuses_and_rates_come_from_one_definition():
+    """Every rate counts known statuses, every failure status is a format failure, and the metrics,
+    the terminal summary and the report derive their keys from app/answer.py."""
+    from app.answer import FORMAT_FAIL, RATES, STATUSES
+    from app.metrics import summarize
+
+    assert all(set(r.statuses) <= set(STATUSES) for r in RATES)
+    assert set(FORMAT_FAIL) == set(STATUSES) - {"correct", "wrong"}
+    rec = {"n_tokens": 1, "think_chars": 1, "answer_pos": None, "diagnostic_correct": False, "prompt_sha256": "x"}
+    metrics = summarize([{**rec, "status": s} for s in STATUSES])
+    assert set(metrics["status_counts"]) == set(STATUSES)
+    assert all(metrics[r.key] == len(r.statuses) / len(STATUSES) for r in RATES)
