@@ -191,12 +191,18 @@ def _predictions_path(path: Path) -> Path:
 def rescore(
     path: Path = typer.Argument(..., metavar="RUN_DIR|PREDICTIONS"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    write: bool = typer.Option(False, "--write", help="RUN_DIR: rewrite its predictions and eval metrics"),
 ) -> None:
     """Recompute every metric from saved outputs, without generating."""
     from app.evaluate import print_summary, read_predictions, regrade
     from app.metrics import summarize
+    from app.rescore import rescore_run
 
     with user_errors():
+        if write and not path.is_dir():
+            raise UserError(f"{path}: --write needs a run directory")
+        if write:
+            rescore_run(path)
         pred = _predictions_path(path)
         if not pred.is_file():
             raise UserError(f"{pred}: not found")
@@ -319,12 +325,19 @@ def report(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
     out: Path = typer.Option(Path("report"), "--out", help="output directory"),
     title: str = typer.Option("GSM8K SFT study", "--title"),
+    allow_mixed_eval: bool = typer.Option(
+        False, "--allow-mixed-eval", help="report runs evaluated differently (warns at the top)"
+    ),
+    margin: float = typer.Option(0.02, "--margin", min=0.0, max=1.0, help="non-inferiority margin δ (criterion 3)"),
+    reference: bool = typer.Option(
+        False, "--reference-original", help="draw the original report's accuracies (GPU study sizes)"
+    ),
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html."""
     from app.report import build_report
 
     with user_errors():
-        path = build_report(run_dirs, out, title)
+        path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference)
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer import answer_position, grade, think_length
+from app.answer import RATES, STATUSES, answer_position, canonical_gold, grade, think_length
 from app.errors import UserError
 from app.metrics import summarize
 from app.spec import RunSpec
@@ -31,7 +31,7 @@ def make_record(
         "index": index,
         "id": row_id,
         "prompt_sha256": prompt_hash,
-        "gold": gold,
+        "gold": canonical_gold(gold),
         "output": text,
         "finish_reason": finish_reason,
         "stop_reason": stop_reason,
@@ -209,9 +209,9 @@ def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, prog
 
 
 def samples_by_status(records: list[dict], per_status: int = 5) -> dict[str, list[dict]]:
-    """Up to `per_status` records each of correct, wrong, unclosed (first ones, by index)."""
+    """Up to `per_status` records of each status (first ones, by index)."""
     out: dict[str, list[dict]] = {}
-    for status in ("correct", "wrong", "unclosed", "truncated", "unparsable"):
+    for status in STATUSES:
         out[status] = [r for r in records if r["status"] == status][:per_status]
     return out
 
@@ -225,8 +225,8 @@ def print_summary(records: list[dict], metrics: dict, per_status: int = 5) -> No
     lo, hi = metrics["strict_ci95"]
     console.print(
         f"[bold]strict {metrics['strict_accuracy']:.3f}[/] (95% CI {lo:.3f}–{hi:.3f}, n={metrics['n']})  "
-        f"diagnostic {metrics['diagnostic_accuracy']:.3f}  unclosed {metrics['unclosed_rate']:.3f}  "
-        f"unparsable {metrics['unparsable_rate']:.3f}  truncated {metrics['truncated_rate']:.3f}"
+        f"diagnostic {metrics['diagnostic_accuracy']:.3f}  "
+        + "  ".join(f"{r.label} {metrics[r.key]:.3f}" for r in RATES)
     )
     table = Table("status", "id", "gold", "strict", "diag", "output (tail)", show_lines=False)
     for status, recs in samples_by_status(records, per_status).items():

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from app.answer import GRADER_VERSION, STATUSES
+from app.answer import GRADER_VERSION, RATES, STATUSES
 
 LENGTH_BUCKETS = ((0, 128), (128, 256), (256, 512), (512, 1024), (1024, 10**9))
 
@@ -62,9 +62,7 @@ def summarize(records: list[dict]) -> dict:
         "strict_ci95": list(wilson_interval(k, n)),
         "diagnostic_accuracy": rate(sum(bool(r["diagnostic_correct"]) for r in records)),
         "status_counts": counts,
-        "unclosed_rate": rate(counts["unclosed"]),
-        "unparsable_rate": rate(counts["unparsable"]),
-        "truncated_rate": rate(counts["truncated"]),
+        **{r.key: rate(sum(counts[s] for s in r.statuses)) for r in RATES},
         "gen_tokens_p50": percentile(lengths, 50),
         "gen_tokens_p90": percentile(lengths, 90),
         "gen_tokens_max": max(lengths) if lengths else None,

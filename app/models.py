@@ -96,6 +96,18 @@ def resolve_model(model_id: str, revision: str | None = None) -> str:
     return str(model_snapshot(model_id, revision)[0])
 
 
+RUN_PREFIX = "run:"
+
+
+def run_checkpoint(model_id: str, runs_root: Path) -> str:
+    """`run:<run dir name>`: the checkpoint of a complete trained run beside this one (eval-only arms)."""
+    name = model_id[len(RUN_PREFIX) :]
+    ckpt = Path(runs_root) / name / "checkpoint"
+    if not name or "/" in name or not (ckpt / "config.json").is_file():
+        raise UserError(f"model.id: {model_id!r}: no trained checkpoint at {ckpt} (run that spec first)")
+    return str(ckpt.resolve())
+
+
 def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
     """What the weights were: the fetch record (commit + every file's sha256) for hub models, hashes otherwise."""
     from app.hub import hub_cache, is_hub_model, model_snapshot

@@ -37,7 +37,18 @@ R1_ZERO_V1 = Template(
     target=" {reasoning} </think> <answer> {answer} </answer>",
 )
 
-TEMPLATES = {R1_ZERO_V1.id: R1_ZERO_V1}
+# The original report's prompt fix (§8.1): the same template plus an explicit format rule.
+R1_ZERO_HARDENED_V1 = Template(
+    id="r1_zero_hardened_v1",
+    prompt=R1_ZERO_V1.prompt.replace(
+        "\nUser: {question}",
+        " The reply must end with <answer> number </answer>, where number is the final answer as a single"
+        " number; do not give several answers or several numbers inside the answer tags.\nUser: {question}",
+    ),
+    target=R1_ZERO_V1.target,
+)
+
+TEMPLATES = {t.id: t for t in (R1_ZERO_V1, R1_ZERO_HARDENED_V1)}
 CALC_NOTE_RE = re.compile(r"<<[^<>]*>>")
 
 

@@ -10,12 +10,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.answer import RATES
 from app.artifacts import atomic_write_bytes
-from app.criteria import RunOutcome, evaluate_criteria
+from app.comparable import mismatches
+from app.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
 from app.data import FULL_SIZES
 from app.errors import UserError
 from app.evaluate import read_predictions
 from app.generate import engine_label
+from app.models import RUN_PREFIX
 from app.spec import load_spec
 
 
@@ -28,10 +31,17 @@ class Run:
     log: list[dict]
     records: list[dict]
     env: dict
+    data: dict
+
+    @property
+    def source(self) -> str | None:
+        """For an eval-only arm on a trained run's checkpoint: that run's directory name."""
+        model_id = self.spec.model.id
+        return model_id[len(RUN_PREFIX) :] if model_id.startswith(RUN_PREFIX) else None
 
     @property
     def size(self) -> int:
-        if self.spec.train is None:
+        if self.spec.train is None and self.source is None:
             return 0
         s = self.spec.data.train_size
         return FULL_SIZES["train"] if s == "full" else int(s)
@@ -57,20 +67,15 @@ def load_run(path: Path) -> Run:
         log,
         read_predictions(path / "predictions.jsonl"),
         json.loads((path / "env.json").read_text()) if (path / "env.json").is_file() else {},
+        json.loads((path / "data.json").read_text()) if (path / "data.json").is_file() else {},
     )
 
 
 def outcome(run: Run) -> RunOutcome:
-    return RunOutcome(
-        run.spec.name,
-        run.group,
-        run.size,
-        {r["id"]: bool(r["strict_correct"]) for r in run.records},
-        {r["id"]: r["status"] in ("unclosed", "unparsable") for r in run.records},
-    )
+    return RunOutcome(run.spec.name, run.group, run.size, {r["id"]: r["status"] for r in run.records})
 
 
-GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "other")
+GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "P", "steps", "tokens", "decode", "other")
 
 
 def sort_key(run: Run) -> tuple:
@@ -98,11 +103,12 @@ def table_rows(runs: list[Run]) -> list[dict]:
                 "lr": "-" if t is None else f"{t.lr:g}",
                 "schedule": "-" if t is None else t.schedule,
                 "loss mask": "-" if t is None else t.loss_mask,
+                "warmup steps": "-" if not r.train_metrics else r.train_metrics.get("warmup_steps", "?"),
+                "prompt": r.spec.prompt.template.removeprefix("r1_zero_"),
+                "max new": m.get("max_new_tokens", "?"),
                 "strict ± 95% CI": f"{m['strict_accuracy']:.3f} [{lo:.3f}, {hi:.3f}]",
                 "diagnostic": f"{m['diagnostic_accuracy']:.3f}",
-                "unclosed": f"{m['unclosed_rate']:.3f}",
-                "unparsable": f"{m['unparsable_rate']:.3f}",
-                "truncated": f"{m['truncated_rate']:.3f}",
+                **{rate.label: f"{m[rate.key]:.3f}" for rate in RATES},
                 "median gen len": f"{m['gen_tokens_p50']:.0f}",
                 "n": m["n"],
             }
@@ -146,26 +152,48 @@ def env_summary(runs: list[Run]) -> tuple[list[dict], list[str]]:
     return rows, warnings
 
 
-def build_report(run_dirs: list[Path], out: Path, title: str = "GSM8K SFT study") -> Path:
+def comparability_warnings(runs: list[Run], allow_mixed_eval: bool) -> list[str]:
+    """Refuse runs evaluated differently (one line each), or with `allow_mixed_eval` warn about them."""
+    lines = mismatches(runs)
+    if lines and not allow_mixed_eval:
+        raise UserError(
+            "report: these runs were not evaluated the same way (pass --allow-mixed-eval to report them "
+            "anyway):\n" + "\n".join(lines)
+        )
+    return [f"runs evaluated differently, compared anyway (--allow-mixed-eval): {ln}" for ln in lines]
+
+
+def build_report(
+    run_dirs: list[Path],
+    out: Path,
+    title: str = "GSM8K SFT study",
+    allow_mixed_eval: bool = False,
+    margin: float = DEFAULT_MARGIN,
+    reference: bool = False,
+) -> Path:
     """Write report.md, report.html and the figures into `out`."""
     from app import report_render
 
     runs = [load_run(Path(p)) for p in run_dirs]
     if not runs:
         raise UserError("report: no run directories given")
-    outcomes = [outcome(r) for r in runs]
-    trained = sorted({r.size for r in runs if r.size})
+    top_warnings = comparability_warnings(runs, allow_mixed_eval)
+    outcomes = [outcome(r) for r in runs if r.group != "decode"]
+    trained = sorted({r.size for r in runs if r.size and r.group != "decode"})
     fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes
-    criteria = evaluate_criteria(outcomes, trained, fix_sizes)
+    criteria = evaluate_criteria(outcomes, trained, fix_sizes, margin)
+    extra = extra_comparisons(outcomes, fix_sizes) + decode_comparisons(runs)
     env_rows, warnings = env_summary(runs)
-    figures = report_render.figures(runs)
+    figures = report_render.figures(runs, reference)
     out.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         atomic_write_bytes(out / name, png)
     doc = {
         "title": title,
+        "top_warnings": top_warnings,
         "rows": table_rows(runs),
         "criteria": criteria,
+        "extra": extra,
         "env_rows": env_rows,
         "warnings": warnings,
         "figures": list(figures),
@@ -178,6 +206,26 @@ def build_report(run_dirs: list[Path], out: Path, title: str = "GSM8K SFT study"
     return out / "report.md"
 
 
+def decode_comparisons(runs: list[Run]) -> list[dict]:
+    """Each decode arm against the run whose checkpoint it evaluates (same items, more new tokens)."""
+    from app.criteria import compare
+
+    by_dir = {r.path.name: r for r in runs}
+    checks = []
+    for r in runs:
+        src = by_dir.get(r.source or "")
+        if r.group == "decode" and src is not None:
+            what = f"max_new_tokens {src.metrics['max_new_tokens']} → {r.metrics['max_new_tokens']}"
+            a, b = outcome(src), outcome(r)
+            checks.append(compare(f"{r.spec.name} vs {src.spec.name}: strict accuracy, {what}", a, b, "correct", True))
+            checks.append(compare(f"{r.spec.name} vs {src.spec.name}: no parsable answer", a, b, "format_fail", False))
+    if not checks:
+        return []
+    rule = "decoding robustness: the same checkpoint with more new tokens; exact McNemar, uncorrected, α = 0.05"
+    return [{"criterion": "Decoding robustness (eval-only arms)", "rule": rule, "checks": checks, "verdict": None}]
+
+
 def jsonable(doc: dict) -> dict:
     crit = [{**c, "checks": [vars(k) for k in c["checks"]]} for c in doc["criteria"]]
-    return {**doc, "criteria": crit}
+    extra = [{**c, "checks": [vars(k) for k in c["checks"]]} for c in doc["extra"]]
+    return {**doc, "criteria": crit, "extra": extra}

@@ -20,7 +20,9 @@ def lr_at(
     """
     warm = warmup_steps(total_steps, warmup_ratio)
     if step < warm:
-        return base_lr * (step + 1) / warm
+        # (step + 1) / (warm + 1): the first update runs below peak even with one warmup step,
+        # and no step is wasted at LR 0; peak is reached on the first step after warmup.
+        return base_lr * (step + 1) / (warm + 1)
     if schedule == "constant":
         return base_lr
     if schedule != "cosine":

@@ -54,7 +54,9 @@ class DataSpec(_Section):
 class PromptSpec(_Section):
     """How questions become prompts and answers become targets."""
 
-    template: Literal["r1_zero_v1"] = Field("r1_zero_v1", description="versioned prompt/target template id")
+    template: Literal["r1_zero_v1", "r1_zero_hardened_v1"] = Field(
+        "r1_zero_v1", description="prompt template id (app/prompts.py); hardened = + the explicit format rule"
+    )
 
 
 class TrainSpec(_Section):

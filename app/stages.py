@@ -152,8 +152,10 @@ def train_summary(log: list[dict], summary: dict, examples: list, dropped: int, 
 
 def eval_model_path(spec: RunSpec, run: RunDir) -> str:
     """The run's checkpoint when the spec trains, else the spec's base model."""
-    from app.models import resolve_model
+    from app.models import RUN_PREFIX, resolve_model, run_checkpoint
 
+    if spec.train is None and spec.model.id.startswith(RUN_PREFIX):
+        return run_checkpoint(spec.model.id, run.path.parent)
     if spec.train is None:
         return resolve_model(spec.model.id, spec.model.revision)
     if run.stage_state("train") != "complete" or not run.file("checkpoint/config.json").is_file():

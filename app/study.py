@@ -6,6 +6,10 @@ Groups (from the report being reproduced):
   B    – A + loss on the `<answer>` span only
   C    – B + LR 1e-5 (also run at the two smallest sizes, to test "no worse than before")
   lr   – B at the sweep size with the sweep LRs that B and C do not already cover
+  P    – orig with the hardened prompt (`r1_zero_hardened_v1`, the report's §8.1 fix) at the fix sizes
+  steps, tokens – orig with the budget of the largest size's one epoch (§8.2): the same optimizer
+         steps, or the same trained tokens, at every smaller size (the largest size is orig itself)
+  decode – eval-only: a trained arm's checkpoint with more `max_new_tokens` (§8.1 decoding robustness)
 Pure apart from the sweep's subprocesses.
 """
 
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.artifacts import RunDir, run_dir_name
+from app.data import FULL_SIZES
+from app.models import RUN_PREFIX
 from app.spec import HUB_DATASET, RunSpec, dump_spec, load_spec, spec_hash
 
 LR_SWEEP = (5e-6, 1e-5, 2e-5, 3e-5)
@@ -41,8 +47,13 @@ class StudyPlan:
     group_by_length: bool = False
     # The GPU study reads GSM8K from the hub (fetched once by `repro fetch`), so a fresh machine can run it.
     data_source: str = "local"
+    budget_tokens: int = 0  # trained tokens of one epoch of the largest size (the "tokens" arm)
+    decode_of: tuple = ()  # (group, size) arms re-evaluated with decode_max_new_tokens
+    decode_max_new_tokens: int = 0
 
 
+# GPU budget_tokens is an estimate (7473 rows × 257 tokens, the mean measured with SmolLM2's tokenizer);
+# the CPU one is measured: tokens_trained of cpu_orig_128 (one epoch of 128 rows).
 GPU_PLAN = StudyPlan(
     "Qwen/Qwen2.5-Math-1.5B",
     (128, 256, 512, 1024, "full"),
@@ -53,10 +64,26 @@ GPU_PLAN = StudyPlan(
     4,
     "bfloat16",
     data_source=HUB_DATASET,
+    budget_tokens=1_920_000,
+    decode_of=(("orig", 1024), ("orig", "full")),
+    decode_max_new_tokens=2048,
 )
 CPU_PLAN = StudyPlan(
-    "smollm2-135m", (32, 64, 128), (64, 128), 64, 192, 8, 2, "float32", prefix="cpu_", group_by_length=True
+    "smollm2-135m",
+    (32, 64, 128),
+    (64, 128),
+    64,
+    192,
+    8,
+    2,
+    "float32",
+    prefix="cpu_",
+    group_by_length=True,
+    budget_tokens=34146,
+    decode_of=(("P", 128),),
+    decode_max_new_tokens=384,
 )
+BUDGET_GROUPS = ("steps", "tokens")
 
 
 def recipe(group: str) -> dict:
@@ -71,12 +98,21 @@ def recipe(group: str) -> dict:
     return base
 
 
+def budget(plan: StudyPlan, group: str, size) -> dict:
+    """The training budget: epochs (3 at the two smallest sizes, else 1), or the largest size's one epoch."""
+    if group == "steps":
+        rows = FULL_SIZES["train"] if plan.sizes[-1] == "full" else plan.sizes[-1]
+        return {"max_steps": -(-rows // (plan.micro_batch_size * plan.grad_accum))}
+    if group == "tokens":
+        return {"max_tokens": plan.budget_tokens}
+    return {"epochs": 3 if size in plan.sizes[:2] else 1}
+
+
 def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> RunSpec:
     """One run of the matrix."""
-    epochs = 3 if size in plan.sizes[:2] else 1
     train = {
         **recipe(group),
-        "epochs": epochs,
+        **budget(plan, group, size),
         "micro_batch_size": plan.micro_batch_size,
         "grad_accum": plan.grad_accum,
         "dtype": plan.dtype,
@@ -102,10 +138,21 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
                 "eval_split": "test",
                 "eval_limit": plan.eval_limit,
             },
+            "prompt": {"template": "r1_zero_hardened_v1" if group == "P" else "r1_zero_v1"},
             "train": train,
             "eval": {"backend": plan.eval_backend, "max_new_tokens": plan.max_new_tokens},
         }
     )
+
+
+def decode_spec(plan: StudyPlan, source: RunSpec) -> RunSpec:
+    """Eval-only: `source`'s checkpoint under the same eval settings but more new tokens."""
+    raw = source.model_dump(mode="json", exclude={"train"})
+    raw["name"] = f"{plan.prefix}decode{plan.decode_max_new_tokens}_{source.name.removeprefix(plan.prefix)}"
+    raw["group"] = "decode"
+    raw["model"]["id"] = RUN_PREFIX + run_dir_name(source.name, spec_hash(source))
+    raw["eval"]["max_new_tokens"] = plan.decode_max_new_tokens
+    return RunSpec.model_validate(raw)
 
 
 def matrix(plan: StudyPlan) -> list[RunSpec]:
@@ -117,6 +164,9 @@ def matrix(plan: StudyPlan) -> list[RunSpec]:
     sweep_size = plan.fix_sizes[-2] if len(plan.fix_sizes) > 1 else plan.fix_sizes[-1]
     covered = {recipe("B")["lr"], recipe("C")["lr"]}
     specs += [make_spec(plan, "lr", sweep_size, lr) for lr in LR_SWEEP if lr not in covered]
+    specs += [make_spec(plan, "P", s) for s in plan.fix_sizes]
+    specs += [make_spec(plan, g, s) for g in BUDGET_GROUPS for s in plan.sizes[:-1]]
+    specs += [decode_spec(plan, make_spec(plan, g, s)) for g, s in plan.decode_of]
     return specs
 
 

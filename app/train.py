@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from app.artifacts import RunDir, atomic_write_bytes
 from app.driver import check_driver
-from app.schedule import lr_at
+from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
 from app.spec import TrainSpec
 
@@ -316,6 +316,7 @@ def run_training(
     wall = time.time() - t0
     return {
         "total_steps": total_steps,
+        "warmup_steps": warmup_steps(total_steps, opts.warmup_ratio),
         "resumed_from_step": start,
         "global_batch": global_batch,
         "world_size": world,

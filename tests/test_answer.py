@@ -70,7 +70,7 @@ def test_parse_diagnostic(output, diag):
         ("<answer> 71 </answer>", "stop", "wrong"),
         ("<answer> 7 2 </answer>", "stop", "unparsable"),
         ("<answer> seventy-two </answer>", "stop", "unparsable"),
-        ("the answer is 72", "stop", "unclosed"),
+        ("the answer is 72", "stop", "unclosed_eos"),
         ("the answer is 72", "length", "truncated"),
         ("<answer> 72", "length", "truncated"),
     ],
@@ -81,4 +81,44 @@ def test_grade_status(output, finish, status):
 
 def test_diagnostic_counts_where_strict_fails():
     g = grade("48 + 24 = 72", "72", "stop")
-    assert (g.strict_correct, g.diagnostic_correct, g.status) == (False, True, "unclosed")
+    assert (g.strict_correct, g.diagnostic_correct, g.status) == (False, True, "unclosed_eos")
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "correct"),
+    [
+        ("<answer> \u22125 </answer>", "-5", True),  # U+2212 MINUS SIGN is a minus
+        ("<answer> \u22125 </answer>", "5", False),  # ... never dropped (was a false positive)
+        ("<answer> \u20135 </answer>", "-5", True),  # en dash used as a minus
+        ("<answer> \uff0d5 </answer>", "5", False),  # fullwidth hyphen-minus
+        ("<answer> 3\u00bd </answer>", "3.5", True),  # a vulgar fraction is read by value
+        ("<answer> 3\u00bd </answer>", "3", False),  # ... never as its integer part
+        ("<answer> \u00be </answer>", "0.75", True),
+        ("<answer> 5\u00b2 </answer>", "5", False),  # a superscript cannot be read by value: unparsable
+        ("<answer> 18 </answer>", "18.0", True),  # gold normalised like the answer
+        ("<answer> 1080 </answer>", "1,080", True),
+        ("<answer> 1081 </answer>", "1,080", False),
+    ],
+)
+def test_unicode_and_gold_pairs(output, gold, correct):
+    assert grade(output, gold, "stop").strict_correct is correct
+
+
+def test_unreadable_number_form_makes_the_span_unparsable():
+    assert grade("<answer> 5\u00b2 </answer>", "25", "stop").status == "unparsable"
+    assert parse_diagnostic("it is \u2460") is None  # a circled one is not read as anything
+    assert find_numbers("pay \u22123 or 2\u00bc") == ["-3", "2.25"]
+
+
+def test_statuses_and_rates_come_from_one_definition():
+    """Every rate counts known statuses, every failure status is a format failure, and the metrics,
+    the terminal summary and the report derive their keys from app/answer.py."""
+    from app.answer import FORMAT_FAIL, RATES, STATUSES
+    from app.metrics import summarize
+
+    assert all(set(r.statuses) <= set(STATUSES) for r in RATES)
+    assert set(FORMAT_FAIL) == set(STATUSES) - {"correct", "wrong"}
+    rec = {"n_tokens": 1, "think_chars": 1, "answer_pos": None, "diagnostic_correct": False, "prompt_sha256": "x"}
+    metrics = summarize([{**rec, "status": s} for s in STATUSES])
+    assert set(metrics["status_counts"]) == set(STATUSES)
+    assert all(metrics[r.key] == len(r.statuses) / len(STATUSES) for r in RATES)

@@ -80,7 +80,7 @@ def test_rescore_reproduces_eval_metrics(base_spec, tmp_path):
     rescored = json.loads(out.stdout)
     for key, value in rescored.items():
         assert metrics[key] == value, key
-    assert rescored["grader_version"] == "strict-v1"
+    assert rescored["grader_version"] == "strict-v2"
 
 
 def test_rescore_a_minimal_predictions_file(tmp_path):
@@ -95,6 +95,31 @@ def test_rescore_a_minimal_predictions_file(tmp_path):
     pred.write_text('{"id": "a"}\n{"id": "b"}\n')
     bad = repro("rescore", str(pred))
     assert bad.returncode == 2 and f"{pred}:1: missing field(s) output, gold, finish_reason" in bad.stderr
+
+
+def test_rescore_counts_every_missing_close_tag_as_unclosed(tmp_path):
+    """Half the outputs hit the token cap without </answer>: unclosed_rate is 0.5, all of it truncated."""
+    pred = tmp_path / "p.jsonl"
+    closed = {"output": "so 3 </think> <answer> 3 </answer>", "finish_reason": "stop"}
+    capped = {"output": "so 3 + 4 = 7 and then", "finish_reason": "length"}
+    rows = [{"id": f"q{i}", "gold": "3", "n_tokens": 9, **(capped if i % 2 else closed)} for i in range(10)]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = json.loads(repro("rescore", str(pred), "--json").stdout)
+    assert out["unclosed_rate"] == 0.5 and out["truncated_rate"] == 0.5 and out["unclosed_eos_rate"] == 0.0
+    assert out["format_fail_rate"] == 0.5 and out["strict_accuracy"] == 0.5
+
+
+def test_rescore_normalises_a_hand_written_gold(tmp_path):
+    pred = tmp_path / "p.jsonl"
+    rows = [
+        {"id": "a", "output": "<answer>18</answer>", "gold": "18.0", "finish_reason": "stop"},
+        {"id": "b", "output": "<answer>1080</answer>", "gold": "1,080", "finish_reason": "stop"},
+        {"id": "c", "output": "<answer>-5</answer>", "gold": "\u22125", "finish_reason": "stop"},
+        {"id": "d", "output": "<answer>17</answer>", "gold": "18.0", "finish_reason": "stop"},
+    ]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = json.loads(repro("rescore", str(pred), "--json").stdout)
+    assert out["strict_correct"] == 3 and out["status_counts"]["wrong"] == 1
 
 
 def test_compare_pairs_items(tmp_path):

@@ -38,17 +38,20 @@ def _rec(status, n_tokens=10, diag=False):
         "status": status,
         "n_tokens": n_tokens,
         "think_chars": 5,
-        "answer_pos": 3 if status != "unclosed" else None,
+        "answer_pos": 3 if status != "unclosed_eos" else None,
         "diagnostic_correct": diag or status == "correct",
         "prompt_sha256": "ab",
     }
 
 
 def test_summarize_rates_add_up():
-    recs = [_rec("correct"), _rec("wrong"), _rec("unclosed", diag=True), _rec("truncated", 300), _rec("unparsable")]
+    recs = [_rec("correct"), _rec("wrong"), _rec("unclosed_eos", diag=True), _rec("truncated", 300), _rec("unparsable")]
     m = summarize(recs)
     assert m["n"] == 5 and m["strict_accuracy"] == pytest.approx(0.2)
     assert m["diagnostic_accuracy"] == pytest.approx(0.4)
-    assert m["unclosed_rate"] == m["truncated_rate"] == m["unparsable_rate"] == pytest.approx(0.2)
+    # unclosed = no </answer> at all, whatever the cause: its two parts add up to it
+    assert m["unclosed_rate"] == pytest.approx(0.4) == m["truncated_rate"] + m["unclosed_eos_rate"]
+    assert m["truncated_rate"] == m["unparsable_rate"] == pytest.approx(0.2)
+    assert m["format_fail_rate"] == pytest.approx(0.6)
     assert sum(m["status_counts"].values()) == 5 and m["gen_tokens_max"] == 300
     assert {b["min_tokens"] for b in m["accuracy_by_length"]} == {0, 256}

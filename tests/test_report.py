@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.spec import load_spec
+from app.artifacts import run_dir_name
+from app.spec import load_spec, spec_hash
 from app.stages import run_stages
 from app.study import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
 
@@ -16,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
     root = tmp_path_factory.mktemp("study")
     dirs = []
-    for group, size in (("orig", 8), ("orig", 16), ("A", 16), ("B", 16), ("C", 16), ("C", 8)):
+    for group, size in (("orig", 8), ("orig", 16), ("A", 16), ("B", 16), ("C", 16), ("C", 8), ("steps", 8)):
         spec_path = root / f"{group}_{size}.json"
         spec_path.write_text(
             json.dumps(
@@ -37,18 +38,76 @@ def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
 def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     from tests.helpers import repro
 
-    out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"))
+    out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"), "--reference-original")
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     assert md.count("\n| ") >= 7 and "strict ± 95% CI" in md
-    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png"):
+    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "src='accuracy.png'" not in page
+    assert page.count("data:image/png;base64,") == 5 and "src='accuracy.png'" not in page
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert len(doc["criteria"]) == 3
     assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
     assert doc["criteria"][2]["verdict"] == "not enough data"  # 6 questions cannot show "no worse"
+    assert "Holm" in doc["criteria"][0]["rule"] and "δ = 0.02" in doc["criteria"][2]["rule"]
+    check = doc["criteria"][0]["checks"][0]
+    assert (check["run_a"], check["run_b"]) == ("A_16", "B_16") and "| A_16 |" in md  # arms named
+
+
+def eval_only(root: Path, tiny_model_dir, mini_gsm8k, name: str, group: str, model_id: str, max_new: int) -> Path:
+    """An eval-only run beside the tiny study runs."""
+    spec_path = root / f"{name}.json"
+    spec_path.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "group": group,
+                "model": {"id": model_id},
+                "data": {"source": str(mini_gsm8k), "train_size": 16, "eval_limit": 6},
+                "eval": {"backend": "hf", "max_new_tokens": max_new, "batch_size": 6},
+            }
+        )
+    )
+    return run_stages(load_spec(spec_path), root / "runs", progress=False).path
+
+
+def test_report_refuses_runs_evaluated_differently_unless_told(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
+    from tests.helpers import repro
+
+    other = eval_only(tiny_runs[0].parent.parent, tiny_model_dir, mini_gsm8k, "base12", "base", str(tiny_model_dir), 12)
+    out = repro("report", *map(str, tiny_runs), str(other), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 2 and "max_new_tokens differs: 8 (orig_8" in out.stderr and "12 (base12)" in out.stderr
+    assert not (tmp_path / "rep").exists()
+    out = repro("report", *map(str, tiny_runs), str(other), "--out", str(tmp_path / "rep"), "--allow-mixed-eval")
+    assert out.returncode == 0, out.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.split("## Runs")[0].count("> **warning:** runs evaluated differently") == 1
+
+
+def test_decode_arm_evaluates_a_trained_checkpoint_and_is_reported(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
+    from tests.helpers import repro
+
+    source = tiny_runs[3]  # B_16
+    decode = eval_only(
+        source.parent.parent, tiny_model_dir, mini_gsm8k, "decode12_B_16", "decode", f"run:{source.name}", 12
+    )
+    metrics = json.loads((decode / "eval_metrics.json").read_text())
+    assert metrics["max_new_tokens"] == 12 and metrics["model_source"]["path"] == str(source / "checkpoint")
+    out = repro("report", *map(str, tiny_runs), str(decode), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr  # a decode arm differs in max_new_tokens by design
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    checks = doc["extra"][0]["checks"]
+    assert doc["extra"][0]["criterion"].startswith("Decoding robustness")
+    assert checks[0]["run_a"] == "B_16" and checks[0]["run_b"] == "decode12_B_16" and "8 → 12" in checks[0]["label"]
+
+
+def test_missing_source_run_is_one_line_error(tmp_path):
+    from app.errors import UserError
+    from app.models import run_checkpoint
+
+    with pytest.raises(UserError, match="model.id: 'run:nope-1234abcd': no trained checkpoint"):
+        run_checkpoint("run:nope-1234abcd", tmp_path)
 
 
 def test_report_refuses_a_run_without_eval(tmp_path):
@@ -81,8 +140,31 @@ def test_matrix_specs_differ_only_where_the_study_says():
     assert lrs == {5e-6, 1e-5, 2e-5, 3e-5}
     assert specs["orig_128"].train.epochs == 3 and specs["orig_512"].train.epochs == 1
     assert specs["A_512"].train.warmup_ratio == 0.05 and specs["A_512"].train.min_lr_ratio == 0.1
-    assert all(s.model.id == "Qwen/Qwen2.5-Math-1.5B" and s.eval.max_new_tokens == 1024 for s in specs.values())
+    trained = [s for s in specs.values() if s.group != "decode"]
+    assert all(s.model.id == "Qwen/Qwen2.5-Math-1.5B" and s.eval.max_new_tokens == 1024 for s in trained)
     assert all(s.data.eval_limit is None for s in specs.values())
+
+
+def test_matrix_has_prompt_budget_and_decoding_arms():
+    specs = {s.name: s for s in matrix(GPU_PLAN)}
+    diff = lambda a, b: {k for k in _flat(a) if _flat(a)[k] != _flat(b)[k]} - {"name", "group"}  # noqa: E731
+    assert diff(specs["orig_512"], specs["P_512"]) == {"prompt.template"}
+    assert {s.train.max_steps for s in specs.values() if s.group == "steps"} == {468}  # ceil(7473 / 16)
+    assert sorted(s.data.train_size for s in specs.values() if s.group == "tokens") == [128, 256, 512, 1024]
+    assert diff(specs["orig_128"], specs["steps_128"]) == {"train.epochs", "train.max_steps"}
+    decode = specs["decode2048_orig_full"]
+    assert decode.train is None and decode.eval.max_new_tokens == 2048
+    assert decode.model.id == "run:" + run_dir_name("orig_full", spec_hash(specs["orig_full"]))
+    cpu = {s.name: s for s in matrix(CPU_PLAN)}
+    assert {n for n, s in cpu.items() if s.group in ("P", "steps", "tokens", "decode")} == {
+        "cpu_P_64",
+        "cpu_P_128",
+        "cpu_steps_32",
+        "cpu_steps_64",
+        "cpu_tokens_32",
+        "cpu_tokens_64",
+        "cpu_decode384_P_128",
+    }
 
 
 @pytest.mark.parametrize(("plan", "where"), [(GPU_PLAN, "specs"), (CPU_PLAN, "specs/cpu_study")])

@@ -62,7 +62,8 @@ def test_training_learns_and_writes_artifacts(tiny_spec, tmp_path, tiny_model_di
     log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(8))
     assert sum(r["loss"] for r in log[-2:]) < 0.8 * sum(r["loss"] for r in log[:2])
-    assert log[0]["lr"] == pytest.approx(5e-3) and log[1]["lr"] == pytest.approx(1e-2)
+    # two warmup steps at 1/3 and 2/3 of the peak, then the peak
+    assert [r["lr"] for r in log[:3]] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2])
     assert all(0 < r["supervised_ratio"] < 1 and r["grad_norm"] > 0 for r in log)
     assert weights_sha(run.path) != sha256_file(tiny_model_dir / "model.safetensors")
     status = json.loads(run.file("status.json").read_text())
@@ -157,6 +158,8 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
         "group_by_length": True,
         "overlong": "drop",
         "max_seq_len": 200,
+        "schedule": "cosine",
+        "warmup_ratio": 0.05,
     }
     spec = load_spec(tiny_spec(name="opts", train=train))
     run = train_stage(spec, tmp_path, progress=False)
@@ -165,6 +168,8 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert metrics["tokens_trained"] >= 3000 and metrics["tokens_trained"] - log[-1]["tokens"] < 3000
     assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
     assert all(math.isfinite(r["loss"]) for r in log)
+    # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
+    assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
 
 
 def test_checkpoint_rope_theta_survives_both_transformers_generations(tmp_path, tokenizer):

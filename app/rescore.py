@@ -1,0 +1,50 @@
+"""`repro rescore RUN_DIR --write`: regrade a run's saved outputs with the current grader, in place.
+
+Only predictions.jsonl and eval_metrics.json change; their manifest entries are updated and every
+other entry (the checkpoint's too, when the directory is a copy without it) is kept. Generation
+facts (engine, timing, max_new_tokens, stop, model source) stay as recorded; `rescored` says which
+grader the run was first graded with.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.artifacts import RunDir, now, sha256_file
+from app.errors import UserError
+from app.evaluate import read_predictions, regrade
+from app.metrics import summarize
+
+REGRADED = ("predictions.jsonl", "eval_metrics.json")
+
+
+def check_manifest(run: RunDir, manifest: dict) -> None:
+    """The files about to be rewritten must still be the ones the manifest recorded."""
+    for rel in REGRADED:
+        recorded = manifest["files"].get(rel)
+        if recorded is None or recorded != sha256_file(run.file(rel)):
+            raise UserError(f"{run.file(rel)}: differs from manifest.json; refusing to rescore over it")
+
+
+def rescore_run(path: Path) -> dict:
+    """Rewrite a complete run's predictions and eval metrics under the current grader; returns the metrics."""
+    run = RunDir(path)
+    if run.stage_state("eval") != "complete":
+        raise UserError(f"{path}: eval stage is not complete; nothing to rescore")
+    run.lock()
+    try:
+        manifest = run.read_json("manifest.json")
+        check_manifest(run, manifest)
+        old = run.read_json("eval_metrics.json")
+        records = regrade(read_predictions(run.file("predictions.jsonl")))
+        metrics = {**old, **summarize(records)}
+        if old.get("grader_version") != metrics["grader_version"]:
+            metrics["rescored"] = {"from_grader": old.get("grader_version"), "at": now()}
+        run.write_text("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        run.write_json("eval_metrics.json", metrics)
+        manifest["files"].update({rel: sha256_file(run.file(rel)) for rel in REGRADED})
+        run.write_json("manifest.json", {**manifest, "updated_at": now()})
+        return metrics
+    finally:
+        run.unlock()
