@@ -21,7 +21,7 @@ $(VENV)/.installed: lockfiles/dev-cpu.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --no-deps --require-hashes -r lockfiles/dev-cpu.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	touch $@
+	echo lockfiles/dev-cpu.txt > $@  # the lock env.json records and `repro audit --strict` checks
 
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
 	$(BIN)/repro lock

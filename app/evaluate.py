@@ -161,15 +161,28 @@ def build_prompts(tokenizer, template, rows: list) -> list[dict]:
     return out
 
 
-def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool) -> dict:
-    """Run generation with a progress bar; returns wall time and throughput of this session."""
+def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool, journal=None) -> dict:
+    """Run generation with a progress bar; returns wall time and throughput of this session.
+
+    `journal` (custody.PartialLog) keeps only the recorded prefix of an earlier attempt's file and
+    records the file after every chunk, so a resumed eval trusts nothing it cannot verify."""
     from rich.progress import Progress
 
+    if journal is not None:
+        journal.trim()
     existing = load_existing(pred_path, prompts)
+    if journal is not None:
+        journal.record()
     t0 = time.time()
     with Progress(disable=not progress, transient=False) as bar:
         task = bar.add_task("eval", total=len(prompts), completed=len(existing))
-        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, lambda k: bar.advance(task, k))
+
+        def on_chunk(k: int) -> None:
+            if journal is not None:
+                journal.record()
+            bar.advance(task, k)
+
+        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, on_chunk)
     wall = time.time() - t0
     return {
         "wall_s": wall,
