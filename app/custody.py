@@ -197,9 +197,11 @@ def verify_data(run: RunDir, source: str) -> None:
     current = source_hashes(source)
     for name, sha in sorted(recorded.items()):
         if current.get(name) != sha:
-            state = "missing" if current.get(name) is None else f"changed (sha256 now {current[name][:12]}…)"
+            state = "missing" if current.get(name) is None else "changed"
+            now_sha = (current.get(name) or "none")[:12]
             raise UserError(
-                f"{where / name}: {state} since this run recorded it in data.json (sha256 {sha[:12]}…); nothing written"
+                f"{where / name}: {state} since this run recorded it in data.json "
+                f"(sha256 {sha[:12]}… → {now_sha}…); nothing written"
             )
 
 

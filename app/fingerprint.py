@@ -232,12 +232,12 @@ def strict_problems(run_path: Path, runtime: dict | None = None) -> list[str]:
     return problems + lock_problems(now_fp["lockfile"])
 
 
-def lock_problems(lock: dict) -> list[str]:
-    """This environment against the repo's lockfiles."""
+def lock_problems(lock: dict, repo_shas: dict[str, str] | None = None) -> list[str]:
+    """This environment against the lock it was installed from, and that lock against the repo's."""
     if lock.get("matches") is None:
         return ["lockfile: unknown for this environment (set REPRO_LOCKFILE or install with `make setup`)"]
     problems = [f"lockfile {lock['path']}: {line}" for line in lock["drift"]]
-    if lock["sha256"] not in repo_lock_shas():
+    if lock["sha256"] not in (repo_lock_shas() if repo_shas is None else repo_shas):
         problems.append(f"lockfile {lock['path']}: not one of the repo's lockfiles/*.txt")
     return problems
 

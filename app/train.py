@@ -100,6 +100,8 @@ def load_resume(run: RunDir, model, optimizer, world: int) -> int:
         return 0
     latest = json.loads(pointer.read_text())
     if not trusted_resume(run, latest, world):
+        if int(os.environ.get("RANK", "0")) == 0:  # unverified state is discarded, never trusted later
+            shutil.rmtree(run.file("resume"), ignore_errors=True)
         return 0
     src = run.file("resume") / latest["dir"]
     unwrap(model).load_state_dict(torch.load(src / "model.pt", weights_only=True))
