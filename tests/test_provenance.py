@@ -141,7 +141,14 @@ def test_resume_state_is_verified_and_attempts_are_kept(tiny_spec, tmp_path):
         assert a["runtime"]["world_size"] == 1 and a["runtime"]["numerics"]["deterministic_algorithms"] is True
         assert a["runtime"]["numerics"]["cuda_matmul_allow_tf32"] is False and "cudnn" in a["runtime"]
     assert "resume" not in read_manifest(RunDir(cut)) and repro("audit", str(cut)).returncode == 0
-    assert sha256_file(cut / "train_log.jsonl") == sha256_file(restarted.file("train_log.jsonl"))
+    losses = [
+        [json.loads(ln)["loss"] for ln in d.read_text().splitlines()]
+        for d in (cut / "train_log.jsonl", restarted.file("train_log.jsonl"))
+    ]
+    assert losses[0] == losses[1] and len(losses[0]) == 6
+    assert sha256_file(cut / "checkpoint/model.safetensors") == sha256_file(
+        restarted.file("checkpoint/model.safetensors")
+    )
 
 
 def test_run_and_train_then_eval_give_identical_predictions(tiny_spec, tmp_path):
