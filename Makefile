@@ -31,7 +31,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/lock-pypi.txt
 	$(BIN)/pip install -q --no-deps --require-hashes --extra-index-url $(TORCH_INDEX) -r $(VENV)/lock-wheel-index.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	touch $@
+	echo lockfiles/dev-cpu.txt > $@  # the lock env.json records and `repro audit --strict` checks
 
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
 	$(BIN)/repro lock

@@ -60,14 +60,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def hash_tree(root: Path) -> dict[str, str]:
-    """sha256 of every artifact file under `root`, keyed by POSIX relative path."""
+def hash_tree(root: Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """sha256 of every artifact file under `root`, keyed by POSIX relative path; `known` hashes are kept."""
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
         if not p.is_file() or rel.parts[0] in TRANSIENT_DIRS or p.name in UNHASHED or p.name.startswith("."):
             continue
-        out[rel.as_posix()] = sha256_file(p)
+        out[rel.as_posix()] = (known or {}).get(rel.as_posix()) or sha256_file(p)
     return out
 
 
@@ -146,7 +146,11 @@ class RunDir:
         self.write_json("status.json", status)
 
     def update_manifest(self) -> dict[str, str]:
-        manifest = hash_tree(self.path)
+        """Seal what a completed stage wrote. Files sealed earlier keep their recorded hash (never
+        re-hashed into a clean manifest), so a change made meanwhile still shows in `repro audit`."""
+        p = self.file("manifest.json")
+        old = json.loads(p.read_text()).get("files", {}) if p.is_file() else {}
+        manifest = {**hash_tree(self.path, known=old), **old}
         self.write_json("manifest.json", {"files": manifest, "updated_at": now()})
         return manifest
 

@@ -21,13 +21,13 @@ RUNS = typer.Option(Path("runs"), "--runs-dir", help="root of run directories")
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Print a UserError as `error: …` lines on stderr and exit 2, without a traceback."""
+    """Print a UserError as `error: …` lines on stderr and exit with its code (2; 1 for a tampered file)."""
     try:
         yield
     except UserError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exc.exit_code) from None
 
 
 @app.command()
@@ -102,22 +102,38 @@ def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the
 
 
 @app.command()
-def audit(run_dir: Path = typer.Argument(..., metavar="RUN_DIR")) -> None:
+def audit(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR"),
+    strict: bool = typer.Option(False, "--strict", help="also fail when the environment or lockfile differs"),
+) -> None:
     """Re-hash a run's files against its manifest and compare its environment with this one."""
     from app.fingerprint import audit as audit_run
+    from app.fingerprint import strict_problems
     from app.hub import run_pin_problems
 
     with user_errors():
         problems, env_diffs = audit_run(run_dir)
         problems += run_pin_problems(run_dir)
+        env_problems = strict_problems(run_dir, _runtime()) if strict else []
     for line in env_diffs:
         typer.echo(line)
-    for line in problems:
+    for line in problems + env_problems:
         typer.echo(line, err=True)
-    if problems:
-        typer.echo(f"AUDIT FAILED {run_dir}: {len(problems)} file problem(s)", err=True)
+    if problems or env_problems:
+        what = f"{len(problems)} file problem(s)" + (f", {len(env_problems)} environment problem(s)" if strict else "")
+        typer.echo(f"AUDIT FAILED {run_dir}: {what}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"AUDIT OK {run_dir}: every file matches its manifest")
+    also = " and the environment matches its record and lockfile" if strict else ""
+    typer.echo(f"AUDIT OK {run_dir}: every file matches its manifest{also}")
+
+
+def _runtime() -> dict | None:
+    """torch's CUDA/cuDNN versions, when torch is installed here (the eval image has it too)."""
+    try:
+        from app.determinism import runtime_record
+    except ImportError:
+        return None
+    return runtime_record()
 
 
 @app.command()

@@ -1,5 +1,13 @@
-"""The one exception type for mistakes a user can make (bad spec, bad file, bad state)."""
+"""Exception types for problems a user can meet: a mistake they can fix, or a run directory that was altered."""
 
 
 class UserError(Exception):
     """A problem the user can fix; the CLI prints its one-line message and exits 2."""
+
+    exit_code = 2
+
+
+class IntegrityError(UserError):
+    """A run directory's file no longer matches its manifest; the CLI names it and exits 1."""
+
+    exit_code = 1

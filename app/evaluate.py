@@ -162,8 +162,13 @@ def build_prompts(tokenizer, template, rows: list) -> list[dict]:
     return out
 
 
-def run_eval(spec: RunSpec, model_path: str, pred_path: Path, progress: bool) -> tuple[list[dict], dict]:
-    """The eval stage's core: the spec's rows as prompt ids, its backend, generation, grading, metrics."""
+def run_eval(
+    spec: RunSpec, model_path: str, pred_path: Path, progress: bool, journal=None, determinism: dict | None = None
+) -> tuple[list[dict], dict]:
+    """The eval stage's core: the spec's rows as prompt ids, its backend, generation, grading, metrics.
+
+    `journal` and `determinism` come from the stage: the custody log of predictions.jsonl and the
+    numeric settings it applied (recorded in eval_metrics.json)."""
     from transformers import AutoTokenizer
 
     from app.data import select_eval
@@ -178,27 +183,41 @@ def run_eval(spec: RunSpec, model_path: str, pred_path: Path, progress: bool) ->
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
     cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
     with open_generator(e.backend, model_path, cfg) as gen:
-        timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress)
+        timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress, journal)
         versions = gen.versions
     extra = {
         **timing,
         "engine": versions,
         "max_new_tokens": e.max_new_tokens,
         "stop": list(e.stop),
+        "determinism": determinism,
         "model_source": model_source(spec.model.id, model_path, spec.model.revision),
     }
     return finalize(pred_path, len(prompts), extra)
 
 
-def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool) -> dict:
-    """Run generation with a progress bar; returns wall time and throughput of this session."""
+def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool, journal=None) -> dict:
+    """Run generation with a progress bar; returns wall time and throughput of this session.
+
+    `journal` (custody.PartialLog) keeps only the recorded prefix of an earlier attempt's file and
+    records the file after every chunk, so a resumed eval trusts nothing it cannot verify."""
     from rich.progress import Progress
 
+    if journal is not None:
+        journal.trim()
     existing = load_existing(pred_path, prompts)
+    if journal is not None:
+        journal.record()
     t0 = time.time()
     with Progress(disable=not progress, transient=False) as bar:
         task = bar.add_task("eval", total=len(prompts), completed=len(existing))
-        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, lambda k: bar.advance(task, k))
+
+        def on_chunk(k: int) -> None:
+            if journal is not None:
+                journal.record()
+            bar.advance(task, k)
+
+        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, on_chunk)
     wall = time.time() - t0
     return {
         "wall_s": wall,

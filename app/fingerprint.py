@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from importlib import metadata
 from pathlib import Path
 
 from app import __version__
-from app.artifacts import RunDir, hash_tree
+from app.artifacts import RunDir, now
+from app.custody import custody_problems, seal_json
 from app.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,12 +91,53 @@ def git_state() -> dict:
     return {"commit": commit, "dirty": None if porcelain is None else bool(porcelain)}
 
 
+def installed_from() -> str | None:
+    """The lock this environment was installed from: REPRO_LOCKFILE (images), else the path that
+    `make setup` writes into the venv's `.installed` marker (native runs)."""
+    if os.environ.get("REPRO_LOCKFILE"):
+        return os.environ["REPRO_LOCKFILE"]
+    marker = Path(sys.prefix) / ".installed"
+    text = marker.read_text().strip() if marker.is_file() else ""
+    return str(REPO_ROOT / text) if text else None
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
+def lock_pins(text: str) -> dict[str, str]:
+    """`name==version` requirement lines of a hashed lockfile."""
+    pins = {}
+    for line in text.splitlines():
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)", line)
+        if m:
+            pins[_canonical(m.group(1))] = m.group(3)
+    return pins
+
+
+def lock_drift(pins: dict[str, str]) -> list[str]:
+    """Locked packages that are missing or installed at another version."""
+    installed = {_canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    return [
+        f"{name}: locked {want}, installed {installed.get(name) or 'nothing'}"
+        for name, want in sorted(pins.items())
+        if installed.get(name) != want
+    ]
+
+
 def lockfile_info() -> dict:
-    """The lockfile this environment was installed from (REPRO_LOCKFILE, or the image's record)."""
-    path = os.environ.get("REPRO_LOCKFILE")
-    if path and Path(path).is_file():
-        return {"path": path, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
-    return {"path": path, "sha256": os.environ.get("REPRO_LOCK_SHA256")}
+    """The lockfile this environment was installed from and whether the installed packages still match it."""
+    path = installed_from()
+    if not (path and Path(path).is_file()):
+        return {"path": path, "sha256": os.environ.get("REPRO_LOCK_SHA256"), "matches": None}
+    text = Path(path).read_text()
+    drift = lock_drift(lock_pins(text))
+    return {
+        "path": path,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "matches": not drift,
+        "drift": drift[:20],
+    }
 
 
 def fingerprint() -> dict:
@@ -144,26 +187,70 @@ def image_verdict(old: dict, new: dict) -> str:
     return "same packages, other image" if same_packages else "different packages"
 
 
+def latest_env(envs: dict, stage: str) -> dict | None:
+    """The fingerprint of a stage's latest attempt (env.json from older code holds one dict per stage)."""
+    entry = envs.get(stage)
+    return entry[-1] if isinstance(entry, list) and entry else entry or None
+
+
 def audit(run_path: Path) -> tuple[list[str], list[str]]:
     """(file problems, environment differences) for a run directory against its manifest."""
     run = RunDir(run_path)
-    manifest = run.read_json("manifest.json")["files"]
-    current = hash_tree(run.path)
-    problems = [f"file {rel}: missing" for rel in manifest if rel not in current]
-    problems += [f"file {rel}: sha256 differs" for rel in manifest if rel in current and current[rel] != manifest[rel]]
-    problems += [f"file {rel}: not in manifest" for rel in current if rel not in manifest]
+    run.read_json("manifest.json")  # a run without a manifest cannot be audited
+    problems = [f"file {line}" for line in custody_problems(run)]
     env_diffs = []
     if run.file("env.json").is_file():
-        now = fingerprint()
-        for stage, recorded in sorted(run.read_json("env.json").items()):
-            env_diffs.append(f"{stage} image: {image_verdict(recorded, now)}")
-            env_diffs += [f"{stage} {line}" for line in diff_fingerprints(recorded, now)]
+        now_fp = fingerprint()
+        envs = run.read_json("env.json")
+        for stage in sorted(envs):
+            recorded = latest_env(envs, stage)
+            env_diffs.append(f"{stage} image: {image_verdict(recorded, now_fp)}")
+            env_diffs += [f"{stage} {line}" for line in diff_fingerprints(recorded, now_fp)]
     return problems, env_diffs
 
 
-def record_env(run: RunDir, stage: str) -> dict:
-    """Add this process's fingerprint to the run's env.json under `stage`."""
+# What must be equal for `repro audit --strict`: the software and hardware that compute the numbers.
+STRICT_KEYS = ("python", "implementation", "machine", "gpus", "cuda_driver", "packages", "pip_freeze_sha256")
+STRICT_RUNTIME = ("torch_cuda", "cudnn")
+
+
+def repo_lock_shas() -> dict[str, str]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in sorted((REPO_ROOT / "lockfiles").glob("*.txt"))}
+
+
+def strict_problems(run_path: Path, runtime: dict | None = None) -> list[str]:
+    """Ways this environment differs from each stage's recorded one, or from the repo's lockfiles."""
+    envs = RunDir(run_path).read_json("env.json")
+    now_fp, problems = fingerprint(), []
+    for stage in sorted(envs):
+        recorded = latest_env(envs, stage) or {}
+        differ = [k for k in STRICT_KEYS if recorded.get(k) != now_fp.get(k)]
+        problems += [f"{stage}: {k} differs from the recorded environment" for k in differ]
+        rec_rt = recorded.get("runtime") or {}
+        problems += [
+            f"{stage}: {k} {rec_rt.get(k)!r} recorded, {runtime.get(k)!r} now"
+            for k in STRICT_RUNTIME
+            if runtime is not None and rec_rt.get(k) != runtime.get(k)
+        ]
+    return problems + lock_problems(now_fp["lockfile"])
+
+
+def lock_problems(lock: dict, repo_shas: dict[str, str] | None = None) -> list[str]:
+    """This environment against the lock it was installed from, and that lock against the repo's."""
+    if lock.get("matches") is None:
+        return ["lockfile: unknown for this environment (set REPRO_LOCKFILE or install with `make setup`)"]
+    problems = [f"lockfile {lock['path']}: {line}" for line in lock["drift"]]
+    if lock["sha256"] not in (repo_lock_shas() if repo_shas is None else repo_shas):
+        problems.append(f"lockfile {lock['path']}: not one of the repo's lockfiles/*.txt")
+    return problems
+
+
+def record_env(run: RunDir, stage: str, extra: dict | None = None) -> dict:
+    """Append this attempt's fingerprint to the run's env.json under `stage` (earlier attempts are kept)."""
     envs = run.read_json("env.json") if run.file("env.json").is_file() else {}
-    envs[stage] = fingerprint()
-    run.write_json("env.json", envs)
-    return envs[stage]
+    attempts = envs.get(stage) or []
+    attempts = attempts if isinstance(attempts, list) else [attempts]  # env.json written by older code
+    entry = {**fingerprint(), **(extra or {}), "attempt": len(attempts) + 1, "started_at": now()}
+    envs[stage] = [*attempts, entry]
+    seal_json(run, "env.json", envs)
+    return entry

@@ -17,6 +17,7 @@ from app.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_co
 from app.data import FULL_SIZES
 from app.errors import UserError
 from app.evaluate import read_predictions
+from app.fingerprint import latest_env
 from app.generate import engine_label
 from app.models import RUN_PREFIX
 from app.spec import load_spec
@@ -123,7 +124,7 @@ def env_summary(runs: list[Run]) -> tuple[list[dict], list[str]]:
         seen: dict[str, list[str]] = {}
         commits: dict[str, list[str]] = {}
         for r in sorted(runs, key=sort_key):
-            fp = r.env.get(stage)
+            fp = latest_env(r.env, stage)
             if not fp:
                 continue
             key = f"{fp['pip_freeze_sha256'][:12]} {fp['cpu']} {[g['name'] for g in fp['gpus']]}"

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
+from app.custody import PartialLog, seal_existing, seal_json, verify_data, verify_run
 from app.data import data_fingerprint, select_train
 from app.errors import UserError
 from app.fingerprint import record_env
@@ -26,15 +27,36 @@ def required_stages(spec: RunSpec) -> list[str]:
 
 
 def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
-    """Create or reopen the run directory of `spec`, writing spec.json and data.json once."""
+    """Create or reopen the run directory of `spec`, writing spec.json and data.json once.
+
+    A reopened directory must still match its manifest (exit 1) and its data files data.json
+    (exit 2); both are checked before anything is written."""
     run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec))
-    if not run.file("data.json").is_file():
-        d = spec.data
-        fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
-        template = get_template(spec.prompt.template)
-        fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
-        run.write_json("data.json", fp)
+    try:
+        verify_run(run)
+        if run.file("data.json").is_file():
+            verify_data(run, spec.data.source)
+            seal_existing(run, "data.json")
+            seal_existing(run, "env.json")
+        else:
+            d = spec.data
+            fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
+            template = get_template(spec.prompt.template)
+            fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
+            seal_json(run, "data.json", fp)
+        seal_existing(run, "spec.json")
+    except BaseException:
+        run.unlock()
+        raise
     return run
+
+
+def single_process(what: str) -> None:
+    """Evaluation runs as one process; under torchrun every rank would generate the same file."""
+    from app.determinism import world_size
+
+    if world_size() != 1:
+        raise UserError(f"{what} runs as one process (WORLD_SIZE={world_size()}); launch it without torchrun")
 
 
 def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
@@ -54,6 +76,7 @@ def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
 
 def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     """Train (resuming) if needed, then evaluate if needed."""
+    single_process("repro run (its eval stage)")
     run = open_spec_run(spec, runs_root)
     train_state, eval_state = run.stage_state("train"), run.stage_state("eval")
     run.unlock()
@@ -77,8 +100,9 @@ def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: 
 def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: bool, progress: bool) -> RunDir:
     from transformers import AutoTokenizer
 
+    from app.determinism import runtime_record
     from app.models import resolve_model
-    from app.train import run_training
+    from app.train import run_training, set_determinism
 
     if spec.train is None:
         raise UserError(f"{spec.name}: spec has no train section")
@@ -90,8 +114,9 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         raise UserError(f"{run.path}: an earlier train attempt exists; pass --resume to continue it")
     ctx = run.stage("train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
     with ctx:
+        set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
         if rank == 0:
-            record_env(run, "train")
+            record_env(run, "train", {"runtime": runtime_record(spec.seed)})
         model_path = resolve_model(spec.model.id, spec.model.revision)
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
         examples, dropped = encode_train_set(spec, tokenizer)
@@ -165,6 +190,7 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
 
 def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:
     """Evaluate (resuming an interrupted eval); writes predictions.jsonl and eval_metrics.json."""
+    single_process("eval")
     run = open_spec_run(spec, runs_root)
     try:
         return _eval_stage(spec, run, progress)
@@ -173,14 +199,18 @@ def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[R
 
 
 def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dict]:
+    from app.determinism import apply_eval, runtime_record
     from app.evaluate import print_summary, run_eval
 
     if run.stage_state("eval") == "complete":
         raise UserError(f"{run.path}: eval stage already complete (a complete run is never overwritten)")
     with run.stage("eval", required_stages(spec)):
-        record_env(run, "eval")
+        # Set here, not inherited: `repro run` evaluates after training in the same process.
+        numerics = apply_eval(spec.seed)
+        record_env(run, "eval", {"runtime": runtime_record(spec.seed)})
         model_path = eval_model_path(spec, run)
-        records, metrics = run_eval(spec, model_path, run.file("predictions.jsonl"), progress)
+        journal = PartialLog(run, "predictions.jsonl")
+        records, metrics = run_eval(spec, model_path, run.file("predictions.jsonl"), progress, journal, numerics)
         run.write_json("eval_metrics.json", metrics)
         print_summary(records, metrics)
     return run, metrics

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app import determinism
 from app.artifacts import RunDir, atomic_write_bytes
+from app.custody import record_resume, trusted_resume
 from app.driver import check_driver
 from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
@@ -31,13 +33,8 @@ GROUP_FACTOR = 8  # length grouping sorts within chunks of 8 global batches
 
 
 def set_determinism(seed: int) -> None:
-    """Seed python/numpy/torch and force deterministic kernels (CUBLAS needs its workspace var)."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
+    """Seed python/numpy/torch and force deterministic kernels, strictly (see app/determinism.py)."""
+    determinism.apply(seed, warn_only=False)
 
 
 def init_distributed() -> tuple[int, int, torch.device]:
@@ -98,12 +95,16 @@ def save_resume(run: RunDir, step: int, model, optimizer) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def load_resume(run: RunDir, model, optimizer) -> int:
-    """Restore the latest resumable checkpoint; returns the step to continue from (0 if none)."""
+def load_resume(run: RunDir, model, optimizer, world: int) -> int:
+    """Restore the latest resumable checkpoint the manifest vouches for; returns the step to continue from."""
     pointer = run.file("resume/latest.json")
     if not pointer.is_file():
         return 0
     latest = json.loads(pointer.read_text())
+    if not trusted_resume(run, latest, world):
+        if int(os.environ.get("RANK", "0")) == 0:  # unverified state is discarded, never trusted later
+            shutil.rmtree(run.file("resume"), ignore_errors=True)
+        return 0
     src = run.file("resume") / latest["dir"]
     unwrap(model).load_state_dict(torch.load(src / "model.pt", weights_only=True))
     optimizer.load_state_dict(torch.load(src / "optimizer.pt", weights_only=True))
@@ -267,7 +268,7 @@ def run_training(
     global_batch = opts.micro_batch_size * opts.grad_accum * world
     group = global_batch * GROUP_FACTOR if opts.group_by_length else None
     total_steps = plan_steps(lengths, global_batch, seed, group, opts.epochs, opts.max_steps, opts.max_tokens)
-    start = load_resume(run, model, optimizer) if resume else 0
+    start = load_resume(run, model, optimizer, world) if resume else 0
     log_path = run.file("train_log.jsonl")
     if rank == 0:
         truncate_log(log_path, start)
@@ -306,6 +307,7 @@ def run_training(
                 fh.write(json.dumps(record) + "\n")
             if opts.save_every and (step + 1) % opts.save_every == 0 and step + 1 < total_steps:
                 save_resume(run, step + 1, model, optimizer)
+                record_resume(run, step + 1, world, global_batch)
             bar.update(step, record)
         fault_injection(step)
     bar.close()

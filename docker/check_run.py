@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.fingerprint import audit  # noqa: E402
+from app.fingerprint import audit, latest_env  # noqa: E402
 
 
 def main(run: Path) -> int:
@@ -17,14 +17,15 @@ def main(run: Path) -> int:
         problems.append(f"status is {status['state']}")
     env = json.loads((run / "env.json").read_text())
     for stage, lock in (("train", "train-cpu"), ("eval", "eval-cpu")):
-        image = env[stage]["image"]
+        recorded = latest_env(env, stage)
+        image = recorded["image"]
         want_id = os.environ[f"REPRO_{stage.upper()}_IMAGE_ID"]
         if image["REPRO_IMAGE_ID"] != want_id:
             problems.append(f"{stage}: image id {image['REPRO_IMAGE_ID']} != {want_id}")
         if image["REPRO_IMAGE"] != f"repro-{stage}":
             problems.append(f"{stage}: ran in {image['REPRO_IMAGE']}")
         lock_sha = hashlib.sha256(Path(f"lockfiles/{lock}.txt").read_bytes()).hexdigest()
-        if env[stage]["lockfile"]["sha256"] != lock_sha:
+        if recorded["lockfile"]["sha256"] != lock_sha:
             problems.append(f"{stage}: lockfile sha256 differs from lockfiles/{lock}.txt")
     metrics = json.loads((run / "eval_metrics.json").read_text())
     if metrics["engine"]["backend"] != "vllm" or metrics["n"] != 4:

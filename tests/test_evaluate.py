@@ -6,6 +6,8 @@ from typing import get_args
 
 import pytest
 
+from app.artifacts import RunDir
+from app.custody import record_partial, seal_write
 from app.evaluate import pending_chunks, read_predictions
 from app.fingerprint import PACKAGES
 from app.generate import BACKENDS
@@ -48,8 +50,11 @@ def test_interrupted_eval_resumes_to_same_result(base_spec, tmp_path):
     first = run_stages_dir(spec, cut)
     first.mkdir(parents=True)
     for name in ("spec.json", "data.json"):
-        (first / name).write_bytes(whole.file(name).read_bytes())
-    (first / "predictions.jsonl").write_text("".join(lines[:4]) + lines[4][:30])
+        seal_write(RunDir(first), name, whole.file(name).read_bytes())
+    (first / "predictions.jsonl").write_text("".join(lines[:4]))
+    record_partial(RunDir(first), "predictions.jsonl")  # what the eval records after each chunk
+    with (first / "predictions.jsonl").open("a") as fh:
+        fh.write(lines[4][:30])
     resumed, metrics = eval_stage(spec, cut, progress=False)
     assert resumed.file("predictions.jsonl").read_bytes() == whole.file("predictions.jsonl").read_bytes()
     assert metrics["resumed_with"] == 4
