@@ -19,8 +19,6 @@ from app.locks import REPO, lock_path, requirement_blocks
 from app.models import EMBEDDED, cache_root
 from app.spec import RunSpec
 
-# Oldest NVIDIA Linux driver each CUDA runtime of our base images needs (CUDA release notes, table 3).
-CUDA_DRIVER_FLOOR = {"12.8": "570.26"}
 EMBEDDED_CHECKPOINT_BYTES = 538 * 2**20  # fp32 SmolLM2-135M safetensors
 BASE_FREE_BYTES = 2 * 2**30  # caches, logs and predictions besides the checkpoints
 
@@ -143,8 +141,8 @@ def version_tuple(v: str) -> tuple[int, ...]:
 
 
 def base_image_cuda() -> str | None:
-    """The CUDA version of the training image's base (`nvidia/cuda:12.8.1-…`), as major.minor."""
-    m = re.search(r"nvidia/cuda:(\d+\.\d+)", (REPO / "Dockerfile.train").read_text())
+    """The CUDA major version of the training image's lock (`ARG CUDA_MAJOR=13` in Dockerfile.train)."""
+    m = re.search(r"ARG CUDA_MAJOR=(\d+)", (REPO / "Dockerfile.train").read_text())
     return m.group(1) if m else None
 
 
@@ -157,7 +155,9 @@ def check_gpu_driver() -> Check:
 
 def driver_check(driver: str, cuda: str | None) -> Check:
     """An NVIDIA driver version against the floor of the images' CUDA runtime."""
-    floor = CUDA_DRIVER_FLOOR.get(cuda or "", "0")
+    from app.driver import DRIVER_FLOOR  # one table: the images' labels and start-up check use it too
+
+    floor = DRIVER_FLOOR.get(int(cuda), "0") if cuda else "0"
     ok = version_tuple(driver) >= version_tuple(floor)
     fix = f"install an NVIDIA driver >= {floor} (the images' CUDA {cuda} needs it)"
     return Check("gpu driver", ok, f"{driver} (CUDA {cuda} images need >= {floor})", fix)

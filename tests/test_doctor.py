@@ -46,10 +46,11 @@ def test_lock_mismatches_name_missing_and_other_versions():
 
 
 def test_gpu_driver_against_the_images_cuda_floor():
-    assert base_image_cuda() == "12.8"
-    assert driver_check("570.124.06", "12.8").ok and driver_check("570.26", "12.8").ok
-    old = driver_check("565.57.01", "12.8")
-    assert old.ok is False and "driver >= 570.26" in old.fix
+    assert base_image_cuda() == "13"
+    assert driver_check("580.95.05", "13").ok and driver_check("580.65.06", "13").ok
+    old = driver_check("570.124.06", "13")
+    assert old.ok is False and "driver >= 580.65.06" in old.fix
+    assert driver_check("535.104.05", "12").ok
 
 
 def test_disk_need_grows_with_planned_training_runs(tmp_path, tiny_model_dir):
