@@ -147,7 +147,12 @@ class RunDir:
 
     def update_manifest(self) -> dict[str, str]:
         manifest = hash_tree(self.path)
-        self.write_json("manifest.json", {"files": manifest, "updated_at": now()})
+        record = {"files": manifest, "updated_at": now()}
+        old = json.loads(self.file("manifest.json").read_text()) if self.file("manifest.json").is_file() else {}
+        omitted = {rel: e for rel, e in old.get("omitted", {}).items() if rel not in manifest}
+        if omitted:  # a published run's left-out files stay accounted for (see app/publish.py)
+            record["omitted"] = omitted
+        self.write_json("manifest.json", record)
         return manifest
 
     @contextlib.contextmanager

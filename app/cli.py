@@ -82,17 +82,38 @@ def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the
 def audit(run_dir: Path = typer.Argument(..., metavar="RUN_DIR")) -> None:
     """Re-hash a run's files against its manifest and compare its environment with this one."""
     from app.fingerprint import audit as audit_run
+    from app.publish import check_files, omitted_line
 
     with user_errors():
         problems, env_diffs = audit_run(run_dir)
-    for line in env_diffs:
+        _, omitted = check_files(run_dir)
+    for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()]:
         typer.echo(line)
     for line in problems:
         typer.echo(line, err=True)
     if problems:
         typer.echo(f"AUDIT FAILED {run_dir}: {len(problems)} file problem(s)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"AUDIT OK {run_dir}: every file matches its manifest")
+    left_out = f"; {len(omitted)} omitted (published without them)" if omitted else ""
+    typer.echo(f"AUDIT OK {run_dir}: every file present matches its manifest{left_out}")
+
+
+@app.command()
+def publish(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    out: Path = typer.Option(..., "--out", help="writes OUT/runs/<run>/ (and the report into OUT/)"),
+    report: Path = typer.Option(None, "--report", help="a `repro report` directory to publish with the runs"),
+    missing_as_omitted: bool = typer.Option(
+        False, "--missing-as-omitted", help="record checkpoint files already deleted from a run as omitted"
+    ),
+) -> None:
+    """Copy runs without their checkpoints (kept as sha256 + size under "omitted" in the manifest)."""
+    from app.publish import publish as publish_runs
+
+    with user_errors():
+        written = publish_runs(run_dirs, out, report, missing_as_omitted)
+    for path in written:
+        typer.echo(f"PUBLISHED {path}")
 
 
 @app.command()

