@@ -117,6 +117,25 @@ def publish(
 
 
 @app.command()
+def replay(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR"),
+    out: Path = typer.Option(Path("replays"), "--out", help="root for the fresh run directory"),
+    stage: str = typer.Option("all", "--stage", help="train, eval or all"),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+) -> None:
+    """Re-execute a recorded run from its own spec.json and compare every recorded hash; exit 0 only if identical."""
+    from app.replay import replay as replay_run
+    from app.replay import summary_lines
+
+    with user_errors():
+        result = replay_run(run_dir, out, stage, progress)
+    for line in summary_lines(result):
+        typer.echo(line)
+    if not result.identical:
+        raise typer.Exit(1)
+
+
+@app.command()
 def train(
     spec_path: Path = typer.Argument(..., metavar="SPEC"),
     runs_dir: Path = RUNS,

@@ -29,12 +29,17 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
     """Create or reopen the run directory of `spec`, writing spec.json and data.json once."""
     run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec))
     if not run.file("data.json").is_file():
-        d = spec.data
-        fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
-        template = get_template(spec.prompt.template)
-        fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
-        run.write_json("data.json", fp)
+        run.write_json("data.json", spec_data_fingerprint(spec))
     return run
+
+
+def spec_data_fingerprint(spec: RunSpec) -> dict:
+    """data.json: the spec's data fingerprint and its prompt template's hash."""
+    d = spec.data
+    fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
+    template = get_template(spec.prompt.template)
+    fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
+    return fp
 
 
 def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
