@@ -313,6 +313,26 @@ def report(
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 
 
+export_app = typer.Typer(no_args_is_help=True, help="Export runs to experiment trackers.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
+    experiment: str = typer.Option("repro", "--experiment"),
+    report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),
+) -> None:
+    """Each run as an MLflow run: spec → params, logs and metrics → metrics, hashes → tags, files → artifacts."""
+    from app.export_mlflow import export
+
+    with user_errors():
+        done = export(run_dirs, tracking_uri, experiment, report)
+    for path, run_id, created in done:
+        typer.echo(f"{'EXPORTED' if created else 'UNCHANGED'} {path} -> mlflow run {run_id}")
+
+
 def main() -> None:
     app(prog_name="repro")
 
