@@ -142,3 +142,16 @@ def test_first_differing_record_is_named():
     assert first_record_diff("train_log.jsonl", a, b) == "first differing log step 1 (loss)"
     assert first_record_diff("train_log.jsonl", a, a[:1]) == "2 records recorded, 1 replayed"
     assert drop({"a": {"path": 1, "b": 2}, "c": 3}, ("a.path", "c")) == {"a": {"b": 2}}
+
+
+def test_restaging_a_published_run_keeps_its_omitted_records(tmp_path):
+    from app.artifacts import RunDir
+
+    run = RunDir(tmp_path)
+    run.write_text("spec.json", "{}")
+    omitted = {"checkpoint/model.safetensors": {"sha256": "a" * 64, "size": 3, "reason": "left out"}}
+    run.write_json("manifest.json", {"files": {}, "omitted": omitted})
+    with run.stage("eval", ["eval"]):  # e.g. a rescore rewriting metrics in a published run
+        run.write_text("eval_metrics.json", "{}")
+    manifest = json.loads(run.file("manifest.json").read_text())
+    assert manifest["omitted"] == omitted and set(manifest["files"]) == {"spec.json", "eval_metrics.json"}
