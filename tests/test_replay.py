@@ -155,3 +155,14 @@ def test_restaging_a_published_run_keeps_its_omitted_records(tmp_path):
         run.write_text("eval_metrics.json", "{}")
     manifest = json.loads(run.file("manifest.json").read_text())
     assert manifest["omitted"] == omitted and set(manifest["files"]) == {"spec.json", "eval_metrics.json"}
+
+
+def test_a_changed_omitted_checkpoint_hash_fails_a_train_replay(tiny_run, tmp_path):
+    from app.publish import publish
+
+    (published,) = publish([tiny_run], tmp_path / "pub")
+    run = copy_run(published, tmp_path / tiny_run.name, **{"checkpoint/model.safetensors": "1" * 64})
+    out = repro("replay", str(run), "--out", str(tmp_path / "replay"), "--stage", "train")
+    assert out.exit_code == 1
+    assert "differs   checkpoint/model.safetensors: sha256 " in out.stdout and "(file omitted)" in out.stdout
+    assert "identical checkpoint/config.json" in out.stdout and "predictions.jsonl" not in out.stdout
