@@ -62,7 +62,26 @@ def drop(obj: dict, paths: tuple[str, ...]) -> dict:
 
 
 def differing_keys(a: dict, b: dict) -> list[str]:
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    """Keys whose values differ; a key only the replay has (newer code records more) is not a difference."""
+    return sorted(k for k in set(a) | set(b) if k in a and not same_recorded(a[k], b.get(k)))
+
+
+def same_recorded(a, b) -> bool:
+    """b holds everything a recorded, with the same values (b may add dict keys)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return not differing_keys(a, b)
+    return a == b
+
+
+def added_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted paths the replay records that the original did not."""
+    out = []
+    for k, v in b.items():
+        if k not in a:
+            out.append(f"{prefix}{k}")
+        elif isinstance(v, dict) and isinstance(a[k], dict):
+            out += added_keys(a[k], v, f"{prefix}{k}.")
+    return out
 
 
 def first_record_diff(rel: str, a: list[dict], b: list[dict]) -> str:
@@ -97,6 +116,9 @@ def compare_content(rel: str, orig: Path, new: Path, regraded: list[dict] | None
             a = {**a, **summarize(regraded)}
         keys = differing_keys(drop(a, volatile), drop(b, volatile))
         diff = f"differing keys: {', '.join(keys)}" if keys else ""
+        added = added_keys(a, b)
+        if not diff and added:
+            volatile = (*volatile, f"fields not recorded originally: {', '.join(added)}")
     else:
         return FileResult(rel, "differs", f"sha256 {sha256_file(new)[:16]}…, recorded {sha256_file(orig)[:16]}…")
     if diff:

@@ -166,3 +166,15 @@ def test_a_changed_omitted_checkpoint_hash_fails_a_train_replay(tiny_run, tmp_pa
     assert out.exit_code == 1
     assert "differs   checkpoint/model.safetensors: sha256 " in out.stdout and "(file omitted)" in out.stdout
     assert "identical checkpoint/config.json" in out.stdout and "predictions.jsonl" not in out.stdout
+
+
+def test_fields_only_the_replay_records_are_named_not_counted(tmp_path):
+    from app.replay_diff import compare_content
+
+    old, new = tmp_path / "a.json", tmp_path / "b.json"
+    old.write_text(json.dumps({"engine": {"vllm": "1"}, "wall_s": 1}))
+    new.write_text(json.dumps({"engine": {"vllm": "1", "batch_invariant": False}, "wall_s": 2}))
+    result = compare_content("eval_metrics.json", old, new, None)
+    assert result.ok and "fields not recorded originally: engine.batch_invariant" in result.detail
+    new.write_text(json.dumps({"engine": {"vllm": "2"}, "wall_s": 1}))
+    assert compare_content("eval_metrics.json", old, new, None).detail == "differing keys: engine"
