@@ -149,9 +149,14 @@ class RunDir:
         """Seal what a completed stage wrote. Files sealed earlier keep their recorded hash (never
         re-hashed into a clean manifest), so a change made meanwhile still shows in `repro audit`."""
         p = self.file("manifest.json")
-        old = json.loads(p.read_text()).get("files", {}) if p.is_file() else {}
+        prev = json.loads(p.read_text()) if p.is_file() else {}
+        old = prev.get("files", {})
         manifest = {**hash_tree(self.path, known=old), **old}
-        self.write_json("manifest.json", {"files": manifest, "updated_at": now()})
+        record = {"files": manifest, "updated_at": now()}
+        omitted = {rel: e for rel, e in prev.get("omitted", {}).items() if rel not in manifest}
+        if omitted:  # a published run's left-out files stay accounted for (see app/publish.py)
+            record["omitted"] = omitted
+        self.write_json("manifest.json", record)
         return manifest
 
     @contextlib.contextmanager

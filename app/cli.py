@@ -110,12 +110,14 @@ def audit(
     from app.fingerprint import audit as audit_run
     from app.fingerprint import strict_problems
     from app.hub import run_pin_problems
+    from app.publish import check_files, omitted_line
 
     with user_errors():
         problems, env_diffs = audit_run(run_dir)
         problems += run_pin_problems(run_dir)
         env_problems = strict_problems(run_dir, _runtime()) if strict else []
-    for line in env_diffs:
+        _, omitted = check_files(run_dir)
+    for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()]:
         typer.echo(line)
     for line in problems + env_problems:
         typer.echo(line, err=True)
@@ -124,7 +126,8 @@ def audit(
         typer.echo(f"AUDIT FAILED {run_dir}: {what}", err=True)
         raise typer.Exit(1)
     also = " and the environment matches its record and lockfile" if strict else ""
-    typer.echo(f"AUDIT OK {run_dir}: every file matches its manifest{also}")
+    left_out = f"; {len(omitted)} omitted (published without them)" if omitted else ""
+    typer.echo(f"AUDIT OK {run_dir}: every file present matches its manifest{left_out}{also}")
 
 
 def _runtime() -> dict | None:
@@ -146,6 +149,43 @@ def fetch(
 
     with user_errors():
         fetch_specs([load_spec(p) for p in specs], refresh=refresh, log=typer.echo)
+
+
+@app.command()
+def publish(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    out: Path = typer.Option(..., "--out", help="writes OUT/runs/<run>/ (and the report into OUT/)"),
+    report: Path = typer.Option(None, "--report", help="a `repro report` directory to publish with the runs"),
+    missing_as_omitted: bool = typer.Option(
+        False, "--missing-as-omitted", help="record checkpoint files already deleted from a run as omitted"
+    ),
+) -> None:
+    """Copy runs without their checkpoints (kept as sha256 + size under "omitted" in the manifest)."""
+    from app.publish import publish as publish_runs
+
+    with user_errors():
+        written = publish_runs(run_dirs, out, report, missing_as_omitted)
+    for path in written:
+        typer.echo(f"PUBLISHED {path}")
+
+
+@app.command()
+def replay(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR"),
+    out: Path = typer.Option(Path("replays"), "--out", help="root for the fresh run directory"),
+    stage: str = typer.Option("all", "--stage", help="train, eval or all"),
+    progress: bool = typer.Option(False, "--progress/--no-progress"),
+) -> None:
+    """Re-execute a recorded run from its own spec.json and compare every recorded hash; exit 0 only if identical."""
+    from app.replay import replay as replay_run
+    from app.replay import summary_lines
+
+    with user_errors():
+        result = replay_run(run_dir, out, stage, progress)
+    for line in summary_lines(result):
+        typer.echo(line)
+    if not result.identical:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -355,6 +395,26 @@ def report(
     with user_errors():
         path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference)
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export runs to experiment trackers.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
+    experiment: str = typer.Option("repro", "--experiment"),
+    report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),
+) -> None:
+    """Each run as an MLflow run: spec → params, logs and metrics → metrics, hashes → tags, files → artifacts."""
+    from app.export_mlflow import export
+
+    with user_errors():
+        done = export(run_dirs, tracking_uri, experiment, report)
+    for path, run_id, created in done:
+        typer.echo(f"{'EXPORTED' if created else 'UNCHANGED'} {path} -> mlflow run {run_id}")
 
 
 def main() -> None:

@@ -104,7 +104,13 @@ def custody_problems(run: RunDir) -> list[str]:
         if any(s.get("state") == "complete" for s in run.status()["stages"].values()):
             problems.append(f"{MANIFEST}: missing although a stage is complete")
         open_outputs = [*open_outputs, *PRE_MANIFEST]
-    unsealed = [rel for rel in current if rel not in manifest["files"]]
+    omitted = manifest.get("omitted", {})  # a published run's left-out files (app/publish.py)
+    problems += [
+        f"{rel}: sha256 differs from its omitted record"
+        for rel, entry in sorted(omitted.items())
+        if rel in current and current[rel] != entry["sha256"]
+    ]
+    unsealed = [rel for rel in current if rel not in manifest["files"] and rel not in omitted]
     problems += [f"{rel}: not in manifest.json" for rel in unsealed if not _may_be_unsealed(rel, open_outputs)]
     return problems
 

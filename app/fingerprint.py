@@ -195,6 +195,7 @@ def latest_env(envs: dict, stage: str) -> dict | None:
 
 def audit(run_path: Path) -> tuple[list[str], list[str]]:
     """(file problems, environment differences) for a run directory against its manifest."""
+
     run = RunDir(run_path)
     run.read_json("manifest.json")  # a run without a manifest cannot be audited
     problems = [f"file {line}" for line in custody_problems(run)]

@@ -55,7 +55,12 @@ VARIANTS = {
     "train-cpu": Variant(("train",), "3.11", "x86_64-manylinux_2_28", (CPU_TORCH,), cpu_wheels=True),
     "eval-cpu": Variant(("eval-cpu",), "3.11", "x86_64-manylinux_2_28", (CPU_TORCH,), CPU_EXCLUDE, cpu_wheels=True),
     "dev-cpu": Variant(
-        ("train", "eval-cpu", "dev"), "3.11", "x86_64-manylinux_2_28", (CPU_TORCH,), CPU_EXCLUDE, cpu_wheels=True
+        ("train", "eval-cpu", "dev", "mlflow"),
+        "3.11",
+        "x86_64-manylinux_2_28",
+        (CPU_TORCH,),
+        CPU_EXCLUDE,
+        cpu_wheels=True,
     ),
 }
 

@@ -39,11 +39,7 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
             seal_existing(run, "data.json")
             seal_existing(run, "env.json")
         else:
-            d = spec.data
-            fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
-            template = get_template(spec.prompt.template)
-            fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
-            seal_json(run, "data.json", fp)
+            seal_json(run, "data.json", spec_data_fingerprint(spec))
         seal_existing(run, "spec.json")
     except BaseException:
         run.unlock()
@@ -57,6 +53,15 @@ def single_process(what: str) -> None:
 
     if world_size() != 1:
         raise UserError(f"{what} runs as one process (WORLD_SIZE={world_size()}); launch it without torchrun")
+
+
+def spec_data_fingerprint(spec: RunSpec) -> dict:
+    """data.json: the spec's data fingerprint and its prompt template's hash."""
+    d = spec.data
+    fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
+    template = get_template(spec.prompt.template)
+    fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
+    return fp
 
 
 def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
