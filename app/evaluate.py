@@ -123,7 +123,7 @@ def generate_missing(gen, prompts: list[dict], pred_path: Path, chunk: int, exis
             fh.write("".join(json.dumps(r) + "\n" for r in new))
         new_tokens += sum(r["n_tokens"] for r in new)
         if on_chunk:
-            on_chunk(len(new))
+            on_chunk(new)
     return new_tokens
 
 
@@ -163,13 +163,22 @@ def build_prompts(tokenizer, template, rows: list) -> list[dict]:
 
 def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool) -> dict:
     """Run generation with a progress bar; returns wall time and throughput of this session."""
-    from rich.progress import Progress
+    from app.progress import Reporter
 
     existing = load_existing(pred_path, prompts)
     t0 = time.time()
-    with Progress(disable=not progress, transient=False) as bar:
-        task = bar.add_task("eval", total=len(prompts), completed=len(existing))
-        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, lambda k: bar.advance(task, k))
+    bar = Reporter("eval", len(prompts), len(existing), unit="prompt", enabled=progress)
+    seen = {"done": len(existing), "tokens": 0, "new": 0, "correct": 0}
+
+    def advance(new: list[dict]) -> None:
+        seen["done"] += len(new)
+        seen["new"] += len(new)
+        seen["tokens"] += sum(r["n_tokens"] for r in new)
+        seen["correct"] += sum(r["strict_correct"] for r in new)
+        bar.update(seen["done"], seen["tokens"], f"strict {seen['correct']}/{seen['new']}")
+
+    new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, advance)
+    bar.close()
     wall = time.time() - t0
     return {
         "wall_s": wall,

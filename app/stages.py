@@ -13,6 +13,7 @@ import resource
 import shutil
 from pathlib import Path
 
+from app import preempt
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
 from app.data import data_fingerprint, select_eval, select_train
 from app.errors import UserError
@@ -59,6 +60,7 @@ def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     run.unlock()
     if spec.train is not None and train_state != "complete":
         train_stage(spec, runs_root, resume=True, progress=progress)
+        preempt.check()  # a stop asked for during the last step: do not start the eval
     if eval_state != "complete":
         eval_stage(spec, runs_root, progress=progress)
     return run
@@ -187,6 +189,7 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
         rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
         prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
+        run.note("eval", total_prompts=len(prompts))
         e = spec.eval
         max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
         pred_path = run.file("predictions.jsonl")
