@@ -261,6 +261,8 @@ def submit(script: str, runs_root: Path, tasks: list[Task]) -> str:
 def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry_run: bool, gpu: str, log) -> str:
     """Submit the unfinished specs as one array (or print the script); returns the job id or ''."""
     runs_root = runs_root.resolve()
+    if opts.time and opts.signal_before_s >= parse_time(opts.time):
+        raise UserError(f"--signal-before {opts.signal_before_s} s must be shorter than --time {opts.time}")
     chosen = select_tasks(spec_paths, runs_root, log)
     if opts.time:
         warn_time(chosen, opts, gpu, log)
