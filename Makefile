@@ -7,7 +7,7 @@ SPEC ?= specs/smoke_cpu.json
 RUNS ?= runs
 export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 
-.PHONY: help setup lock run images train eval test test-slow test-docker lint clean
+.PHONY: help setup lock run images train eval test test-slow test-docker test-slurm lint clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,9 @@ images: setup  ## build repro-train and repro-eval (CUDA, or CPU without a GPU) 
 
 test-docker: setup  ## real engine: local base image, CPU image builds, wrong-hash failure, compose train+eval, audit
 	BIN=$(BIN) bash docker/ci.sh
+
+test-slurm: setup  ## real single-node Slurm (installed if missing): sweep of 3 tiny specs, a signal and a requeue mid-training, byte-identical resume
+	BIN=$(BIN) bash slurm/ci.sh
 
 train: setup  ## train SPEC only
 	$(BIN)/repro train $(SPEC) --runs-dir $(RUNS) --resume

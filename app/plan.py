@@ -26,6 +26,7 @@ CHARS_PER_TOKEN = {"prompt": 4.29, "target": 2.71, "answer": 2.40}
 MFU = 0.35  # model FLOPs utilisation assumed for training
 DECODE_BW_EFF = 0.5  # fraction of memory bandwidth a decode step achieves
 STEP_OVERHEAD_S = 0.004  # engine overhead per decode step (scheduling, sampling, kernel launches)
+STARTUP_S = 180  # per stage: process start, model load, engine warm-up
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,8 @@ def estimate(spec: RunSpec, gpu_name: str = "h100") -> dict:
     )
     out["eval_hours"] = eval_s / 3600
     out.update(train_estimate(spec, shape, gpu) if spec.train else empty_train())
-    out["gpu_hours"] = out["train_hours"] + out["eval_hours"]
+    out["startup_hours"] = (2 if spec.train else 1) * STARTUP_S / 3600
+    out["gpu_hours"] = out["train_hours"] + out["eval_hours"] + out["startup_hours"]
     return out
 
 
@@ -229,7 +231,10 @@ COLUMNS = (
 def totals(estimates: list[dict]) -> dict:
     keys = ("train_examples", "steps", "train_tokens", "supervised_tokens", "eval_prompts", "eval_worst_gen_tokens")
     out = {k: sum(e[k] for e in estimates) for k in keys}
-    hours = {k: sum(e[k] for e in estimates) for k in ("train_flops", "train_hours", "eval_hours", "gpu_hours")}
+    hours = {
+        k: sum(e[k] for e in estimates)
+        for k in ("train_flops", "train_hours", "eval_hours", "startup_hours", "gpu_hours")
+    }
     return {"name": "TOTAL", **out, **hours, "memory_gb": None, "fits": all(e["fits"] for e in estimates)}
 
 
@@ -261,4 +266,5 @@ def assumptions(gpu_name: str) -> list[str]:
         "example (bf16 autocast halves activations, not weights); (!) = over the GPU's memory",
         f"eval: worst case, every prompt runs to max_new_tokens; each decode step reads the weights and KV "
         f"cache at {DECODE_BW_EFF:.0%} of bandwidth + {STEP_OVERHEAD_S * 1000:g} ms overhead, batch = eval.batch_size",
+        f"GPU-h = train h + eval h + {STARTUP_S / 60:g} min per stage for start-up (model load, engine warm-up)",
     ]

@@ -3,7 +3,18 @@
 import pytest
 
 from app.errors import UserError
-from app.plan import GPUS, KNOWN, MFU, assumptions, decode_seconds, estimate, model_shape, table, train_memory
+from app.plan import (
+    GPUS,
+    KNOWN,
+    MFU,
+    STARTUP_S,
+    assumptions,
+    decode_seconds,
+    estimate,
+    model_shape,
+    table,
+    train_memory,
+)
 from app.spec import load_spec
 
 
@@ -29,7 +40,8 @@ def test_train_estimate_follows_the_spec(tiny_spec):
     peak = GPUS["h100"].fp32_tflops * 1e12 * MFU  # the spec trains in float32
     assert est["train_hours"] == pytest.approx(est["train_flops"] / peak / 3600)
     assert est["eval_prompts"] == 6 and est["eval_worst_gen_tokens"] == 6 * 12
-    assert est["gpu_hours"] == pytest.approx(est["train_hours"] + est["eval_hours"])
+    startup = 2 * STARTUP_S / 3600  # train and eval stages
+    assert est["gpu_hours"] == pytest.approx(est["train_hours"] + est["eval_hours"] + startup)
 
 
 def test_memory_is_sixteen_bytes_per_parameter_plus_activations():
