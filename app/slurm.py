@@ -190,6 +190,7 @@ def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python:
         f"RUNS={shlex.quote(str(runs_root))}",
         f"PY={shlex.quote(python)}",
         f"cd {shlex.quote(str(workdir))}",
+        "export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1  # library progress bars garble log files",
         *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
         TASK_BODY.replace("{exit_code}", str(EXIT_CODE)).rstrip(),
         (DISTRIBUTED.format(nproc=opts.nproc, port=RDZV_PORT) if opts.distributed else SINGLE).rstrip(),
