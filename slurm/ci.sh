@@ -110,11 +110,14 @@ wait_steps slurm_c 12
 scontrol requeue "${JOB}_2"
 say "requeued ${JOB}_2 at step $(wc -l <"$(run_dir slurm_c)/train_log.jsonl")"
 
-for _ in $(seq 900); do
-  [ -z "$(squeue -h -j "$JOB" 2>/dev/null)" ] && break
-  sleep 1
-done
-[ -z "$(squeue -h -j "$JOB")" ] || fail "jobs still queued: $(squeue -j "$JOB")"
+wait_job() {  # wait_job ID: until Slurm no longer lists the job (or any of its array tasks)
+  for _ in $(seq 1200); do
+    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
+    sleep 1
+  done
+  fail "jobs still queued: $(squeue -j "$1")"
+}
+wait_job "$JOB"
 say "array $JOB finished"
 
 # Uninterrupted references, made outside Slurm.
@@ -155,6 +158,22 @@ again=$("${SWEEP[@]}" 2>&1)
 echo "$again"
 [ "$(grep -c ': complete$' <<<"$again")" = 3 ] && grep -q "nothing to submit" <<<"$again" \
   || fail "resubmission did not skip all three"
+
+# Multi-process training: torchrun under srun with the rendezvous from the Slurm environment.
+out=$(repro sweep "$WORK/slurm_a.json" --launcher slurm --runs-dir "$WORK/dist" --procs-per-node 2 \
+  --cpus-per-task 2 --mem 4G --time 20:00 --signal-before 60)
+DJOB=$(sed -n 's/^SUBMITTED job array \([0-9]*\).*/\1/p' <<<"$out")
+[ -n "$DJOB" ] || fail "no job id in: $out"
+wait_job "$DJOB"
+python - "$WORK/dist" <<'EOF' || fail "torchrun under srun"
+import json, sys
+from pathlib import Path
+run = next(Path(sys.argv[1]).glob("slurm_a-*"))
+assert json.loads((run / "status.json").read_text())["state"] == "complete"
+assert json.loads((run / "train_metrics.json").read_text())["world_size"] == 2
+assert "rendezvous" in next((run / "logs").glob("slurm-*.log")).read_text()
+print(f"{run.name}: trained by torchrun under srun, world size 2")
+EOF
 
 table=$(repro status "$RUNS")
 echo "$table"
