@@ -72,11 +72,23 @@ def collect(runs_root: Path) -> list[dict]:
     )
     parent = root.parent if dirs == [root] else root
     jobs, queued, now = queue_states(), submissions(parent.resolve()), time.time()
-    return [run_row(RunDir(d), jobs, queued, now) for d in dirs]
+    rows = [run_row(RunDir(d), jobs, queued, now) for d in dirs]
+    if dirs != [root]:  # submitted tasks that have not started yet have no run directory
+        started = {str(d.resolve()) for d in dirs}
+        rows += [waiting_row(rec, jobs) for key, rec in sorted(queued.items()) if key not in started]
+    return rows
+
+
+def waiting_row(rec: dict, jobs: dict[str, str]) -> dict:
+    """A submitted task whose run directory does not exist yet."""
+    row = dict.fromkeys(("train", "train_total", "eval", "eval_total", "strict_accuracy", "unclosed_rate", "error"))
+    job = rec["job_id"]
+    row.update(run=Path(rec["run_dir"]).name, state="submitted", train_step=0, eval_done=0, wall_s=0.0)
+    return {**row, "slurm_job": job, "slurm_state": jobs.get(job, "gone")}
 
 
 def progress_cell(state: str | None, done: int, total: int | None) -> str:
-    if state in (None, "-"):
+    if state in (None, "-") or not (done or total):
         return state or "-"
     return f"{state} {done}/{total}" if total else f"{state} {done}"
 

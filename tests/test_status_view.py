@@ -43,12 +43,14 @@ def runs_dir(tmp_path: Path) -> Path:
                              "error": "RuntimeError: out of memory"}},
     }  # fmt: skip
     make_run(root, "b-22222222", broken, 3)
-    (root / ".slurm").mkdir()  # not a run
+    (root / ".slurm").mkdir()  # not a run, but it lists a submitted task that has not started
+    rec = {"job_id": "78_3", "run_dir": str((root / "c-33333333").resolve()), "submitted_at": "2026-01-01T00:00:00Z"}
+    (root / ".slurm" / "submissions.jsonl").write_text(json.dumps(rec) + "\n")
     return root
 
 
 def test_rows_carry_progress_accuracy_job_wall_and_error(tmp_path):
-    a, b = collect(runs_dir(tmp_path))
+    a, b, c = collect(runs_dir(tmp_path))
     assert (a["run"], a["state"], a["train_step"], a["train_total"], a["eval_done"]) == (
         "a-11111111",
         "complete",
@@ -59,6 +61,7 @@ def test_rows_carry_progress_accuracy_job_wall_and_error(tmp_path):
     assert (a["strict_accuracy"], a["unclosed_rate"], a["slurm_job"], a["wall_s"]) == (0.125, 0.5, "77_0", 390)
     assert (b["state"], b["train_step"], b["train_total"], b["eval"]) == ("failed", 3, 20, None)
     assert b["error"] == "RuntimeError: out of memory" and b["slurm_job"] is None
+    assert (c["run"], c["state"], c["slurm_job"], c["slurm_state"]) == ("c-33333333", "submitted", "78_3", "gone")
 
 
 def test_table_is_plain_text_with_one_line_per_run(tmp_path):
@@ -68,14 +71,15 @@ def test_table_is_plain_text_with_one_line_per_run(tmp_path):
     assert lines[1].split()[:8] == ["a-11111111", "complete", "complete", "8/8", "complete", "64/64", "0.125", "0.500"]
     assert "77_0" in lines[1] and "6m30s" in lines[1]
     assert "failed 3/20" in lines[2] and lines[2].endswith("RuntimeError: out of memory")
-    assert summary(rows) == "2 run(s): 1 complete, 1 failed"
+    assert lines[3].split() == ["c-33333333", "submitted", "new", "new", "-", "-", "78_3", "gone", "0m00s"]
+    assert summary(rows) == "3 run(s): 1 complete, 1 failed, 1 submitted"
 
 
 def test_cli_json_and_a_single_run_directory(tmp_path):
     root = runs_dir(tmp_path)
     out = repro("status", str(root), "--json")
     assert out.returncode == 0, out.stderr
-    assert [r["state"] for r in json.loads(out.stdout)] == ["complete", "failed"]
+    assert [r["state"] for r in json.loads(out.stdout)] == ["complete", "failed", "submitted"]
     one = repro("status", str(root / "b-22222222"))
     assert one.returncode == 0 and one.stdout.splitlines()[-1] == "1 run(s): 1 failed"
     missing = repro("status", str(tmp_path / "nope"))
