@@ -40,7 +40,7 @@ trap stop_daemons EXIT
 # munge: private key, socket, log and pid under $WORK, owned by the munge user (it refuses others).
 mkdir -p "$WORK/munge"
 dd if=/dev/urandom of="$WORK/munge/munge.key" bs=1024 count=1 status=none
-chown -R munge:munge "$WORK/munge" && chmod 700 "$WORK/munge" && chmod 400 "$WORK/munge/munge.key"
+chown -R munge:munge "$WORK/munge" && chmod 755 "$WORK/munge" && chmod 400 "$WORK/munge/munge.key"
 SOCKET=$WORK/munge/munge.socket
 runuser -u munge -- /usr/sbin/munged --key-file="$WORK/munge/munge.key" --socket="$SOCKET" \
   --pid-file="$WORK/munge/munged.pid" --log-file="$WORK/munge/munged.log" --seed-file="$WORK/munge/munged.seed"
