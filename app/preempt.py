@@ -40,6 +40,13 @@ def install() -> None:
         signal.signal(sig, _handler)
 
 
+def uninstall() -> None:
+    """Default signal actions again and no stop pending (for in-process callers such as tests)."""
+    _state["requested"] = None
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def requested() -> str | None:
     """The name of the signal that asked for a stop, or None."""
     return _state["requested"]

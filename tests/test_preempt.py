@@ -61,5 +61,5 @@ def test_cooperative_block_defers_the_signal_and_check_raises_after():
         else:
             raise AssertionError("check() did not raise after a deferred signal")
     finally:
-        for sig in preempt.SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        preempt.uninstall()
+    assert preempt.requested() is None
