@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.errors import UserError
+from app.preempt import Interrupted
 
 UNHASHED = {"manifest.json", "status.json", ".lock"}
-TRANSIENT_DIRS = {"resume"}
+TRANSIENT_DIRS = {"resume", "logs"}  # logs/: Slurm task logs, appended after completion
 
 
 def now() -> str:
@@ -140,9 +141,17 @@ class RunDir:
         else:
             entry.update(finished_at=now(), error=error)
         entry["state"] = state
+        if state == "running" and scheduler_job():
+            status["slurm"] = scheduler_job()
         status["required"] = required
         status["state"] = overall_state(status["stages"], required)
         status["updated_at"] = now()
+        self.write_json("status.json", status)
+
+    def note(self, stage: str, **fields) -> None:
+        """Add facts to a stage's status entry (e.g. its total steps, for `repro status`)."""
+        status = self.status()
+        status["stages"].setdefault(stage, {}).update(fields)
         self.write_json("status.json", status)
 
     def update_manifest(self) -> dict[str, str]:
@@ -165,6 +174,9 @@ class RunDir:
         self._set_stage(stage, "running", required)
         try:
             yield self
+        except Interrupted as exc:
+            self._set_stage(stage, "interrupted", required, error=f"Interrupted: {exc}")
+            raise
         except BaseException as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self._set_stage(stage, "failed", required, error=f"{type(exc).__name__}: {message}")
@@ -173,12 +185,29 @@ class RunDir:
         self._set_stage(stage, "complete", required)
 
 
+def scheduler_job() -> dict | None:
+    """The Slurm job running this process (recorded in status.json), or None outside Slurm."""
+    env = os.environ
+    if "SLURM_JOB_ID" not in env:
+        return None
+    array = env.get("SLURM_ARRAY_JOB_ID")
+    job_id = f"{array}_{env['SLURM_ARRAY_TASK_ID']}" if array else env["SLURM_JOB_ID"]
+    return {
+        "job_id": job_id,
+        "raw_job_id": env["SLURM_JOB_ID"],
+        "restart_count": int(env.get("SLURM_RESTART_COUNT", "0")),
+        "nodes": env.get("SLURM_JOB_NODELIST"),
+    }
+
+
 def overall_state(stages: dict, required: list[str]) -> str:
     states = [stages.get(s, {}).get("state") for s in required]
     if any(s == "failed" for s in states):
         return "failed"
     if any(s == "running" for s in states):
         return "running"
+    if any(s == "interrupted" for s in states):
+        return "interrupted"
     if all(s == "complete" for s in states):
         return "complete"
     return "incomplete"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from app import preempt
 from app.errors import UserError
 from app.spec import SpecError, load_spec, spec_hash
 
@@ -28,6 +29,9 @@ def user_errors() -> Iterator[None]:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(exc.exit_code) from None
+    except preempt.Interrupted as exc:
+        typer.echo(f"interrupted: {exc}; the same command resumes", err=True)
+        raise typer.Exit(preempt.EXIT_CODE) from None
 
 
 @app.command()
@@ -198,6 +202,7 @@ def train(
     """Train the spec's model on its GSM8K subset; writes the checkpoint into the run directory."""
     from app.stages import train_stage
 
+    preempt.install()
     with user_errors():
         run = train_stage(load_spec(spec_path), runs_dir, resume=resume, progress=progress)
     typer.echo(f"TRAINED {run.path}")
@@ -219,6 +224,7 @@ def eval_cmd(
     """Evaluate the run's checkpoint (or the base model when the spec does not train)."""
     from app.stages import eval_stage
 
+    preempt.install()
     with user_errors():
         spec, root = _spec_arg(target)
         run, metrics = eval_stage(spec, root or runs_dir, progress=progress)
@@ -234,6 +240,7 @@ def run_cmd(
     """Train (when the spec has a train section) then evaluate; resumes whatever is unfinished."""
     from app.stages import run_stages
 
+    preempt.install()
     with user_errors():
         run = run_stages(load_spec(spec_path), runs_dir, progress=progress)
     typer.echo(f"COMPLETE {run.path}")
@@ -361,9 +368,51 @@ def matrix(
 def sweep(
     specs: list[Path] = typer.Argument(..., help="spec files, run in order"),
     runs_dir: Path = RUNS,
-    retries: int = typer.Option(1, "--retries", min=0, help="reruns of a failed run"),
+    retries: int = typer.Option(1, "--retries", min=0, help="reruns of a failed run (local launcher)"),
+    launcher: str = typer.Option("local", "--launcher", help="local (one after another here) or slurm (job array)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="slurm: print the batch script, submit nothing"),
+    partition: str = typer.Option(None, "--partition"),
+    account: str = typer.Option(None, "--account"),
+    time_limit: str = typer.Option(None, "--time", help="per task, e.g. 4:00:00 or 1-00:00:00"),
+    gpus_per_task: int = typer.Option(None, "--gpus-per-task", min=0),
+    gres: str = typer.Option(None, "--gres", help="e.g. gpu:a100:1"),
+    cpus_per_task: int = typer.Option(None, "--cpus-per-task", min=1),
+    mem: str = typer.Option(None, "--mem", help="per node, e.g. 64G"),
+    max_parallel: int = typer.Option(None, "--max-parallel", min=1, help="array concurrency limit (%N)"),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="nodes per task (torchrun under srun when >1)"),
+    gpus_per_node: int = typer.Option(None, "--gpus-per-node", min=1),
+    procs_per_node: int = typer.Option(None, "--procs-per-node", min=1, help="torchrun processes per node"),
+    signal_before: int = typer.Option(300, "--signal-before", min=10, help="seconds before --time to checkpoint"),
+    sbatch: list[str] = typer.Option([], "--sbatch", help="extra #SBATCH line, e.g. --sbatch=--qos=high"),
+    gpu: str = typer.Option("h100", "--gpu", help="GPU type for the --time check against `repro plan`"),
 ) -> None:
-    """Run many specs one after another (one engine at a time); skip complete runs, retry failed ones."""
+    """Run many specs: here one after another, or on Slurm as one job array; complete runs are skipped."""
+    if launcher == "slurm":
+        from app.slurm import SlurmOptions, sweep_slurm
+
+        opts = SlurmOptions(
+            partition=partition,
+            account=account,
+            time=time_limit,
+            gpus_per_task=gpus_per_task,
+            gres=gres,
+            cpus_per_task=cpus_per_task,
+            mem=mem,
+            max_parallel=max_parallel,
+            nodes=nodes,
+            gpus_per_node=gpus_per_node,
+            procs_per_node=procs_per_node,
+            signal_before_s=signal_before,
+            extra=tuple(sbatch),
+        )
+        with user_errors():
+            job = sweep_slurm(specs, runs_dir, opts, dry_run, gpu, log=lambda m: typer.echo(m, err=True))
+        if job:
+            typer.echo(f"SUBMITTED job array {job}; watch it with `repro status {runs_dir}`")
+        return
+    if launcher != "local":
+        typer.echo(f"error: --launcher {launcher!r}: expected local or slurm", err=True)
+        raise typer.Exit(2)
     from app.study import sweep as run_sweep
 
     with user_errors():
@@ -374,6 +423,46 @@ def sweep(
     )
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    runs_dir: Path = typer.Argument(Path("runs"), metavar="[RUNS_DIR]", help="runs root, or one run directory"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON list"),
+) -> None:
+    """One row per run: stage states, step/total, accuracy, Slurm job, wall time, last error."""
+    from app.status_view import collect, summary, table
+
+    with user_errors():
+        if not runs_dir.is_dir():
+            raise UserError(f"{runs_dir}: no such directory")
+        rows = collect(runs_dir)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(table(rows))
+    typer.echo(summary(rows))
+
+
+@app.command()
+def plan(
+    specs: list[Path] = typer.Argument(..., help="spec files"),
+    gpu: str = typer.Option("h100", "--gpu", help="h100, h200, a100, a100-40, l40s, a10"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Before running: examples, steps, tokens, FLOPs, peak memory, eval tokens and GPU-hours per spec."""
+    from app.plan import assumptions, estimate, table, totals
+
+    with user_errors():
+        rows = [estimate(load_spec(p), gpu) for p in specs]
+        notes = assumptions(gpu)
+    if as_json:
+        typer.echo(json.dumps({"runs": rows, "total": totals(rows), "assumptions": notes}, indent=2))
+        return
+    typer.echo(table(rows))
+    typer.echo("assumptions:")
+    for line in notes:
+        typer.echo(f"  - {line}")
 
 
 @app.command()

@@ -124,7 +124,7 @@ def generate_missing(gen, prompts: list[dict], pred_path: Path, chunk: int, exis
             fh.write("".join(json.dumps(r) + "\n" for r in new))
         new_tokens += sum(r["n_tokens"] for r in new)
         if on_chunk:
-            on_chunk(len(new))
+            on_chunk(new)
     return new_tokens
 
 
@@ -163,7 +163,13 @@ def build_prompts(tokenizer, template, rows: list) -> list[dict]:
 
 
 def run_eval(
-    spec: RunSpec, model_path: str, pred_path: Path, progress: bool, journal=None, determinism: dict | None = None
+    spec: RunSpec,
+    model_path: str,
+    pred_path: Path,
+    progress: bool,
+    journal=None,
+    determinism: dict | None = None,
+    on_prompts=None,
 ) -> tuple[list[dict], dict]:
     """The eval stage's core: the spec's rows as prompt ids, its backend, generation, grading, metrics.
 
@@ -179,6 +185,8 @@ def run_eval(
     rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
     tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
     prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
+    if on_prompts is not None:
+        on_prompts(len(prompts))
     e = spec.eval
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
     cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
@@ -201,7 +209,7 @@ def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, prog
 
     `journal` (custody.PartialLog) keeps only the recorded prefix of an earlier attempt's file and
     records the file after every chunk, so a resumed eval trusts nothing it cannot verify."""
-    from rich.progress import Progress
+    from app.progress import Reporter
 
     if journal is not None:
         journal.trim()
@@ -209,15 +217,20 @@ def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, prog
     if journal is not None:
         journal.record()
     t0 = time.time()
-    with Progress(disable=not progress, transient=False) as bar:
-        task = bar.add_task("eval", total=len(prompts), completed=len(existing))
+    bar = Reporter("eval", len(prompts), len(existing), unit="prompt", enabled=progress)
+    seen = {"done": len(existing), "tokens": 0, "new": 0, "correct": 0}
 
-        def on_chunk(k: int) -> None:
-            if journal is not None:
-                journal.record()
-            bar.advance(task, k)
+    def advance(new: list[dict]) -> None:
+        if journal is not None:
+            journal.record()
+        seen["done"] += len(new)
+        seen["new"] += len(new)
+        seen["tokens"] += sum(r["n_tokens"] for r in new)
+        seen["correct"] += sum(r["strict_correct"] for r in new)
+        bar.update(seen["done"], seen["tokens"], f"strict {seen['correct']}/{seen['new']}")
 
-        new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, on_chunk)
+    new_tokens = generate_missing(gen, prompts, pred_path, chunk, existing, advance)
+    bar.close()
     wall = time.time() - t0
     return {
         "wall_s": wall,

@@ -13,6 +13,7 @@ import resource
 import shutil
 from pathlib import Path
 
+from app import preempt
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
 from app.custody import PartialLog, seal_existing, seal_json, verify_data, verify_run
 from app.data import data_fingerprint, select_train
@@ -87,6 +88,7 @@ def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     run.unlock()
     if spec.train is not None and train_state != "complete":
         train_stage(spec, runs_root, resume=True, progress=progress)
+        preempt.check()  # a stop asked for during the last step: do not start the eval
     if eval_state != "complete":
         eval_stage(spec, runs_root, progress=progress)
     return run
@@ -215,7 +217,10 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
         record_env(run, "eval", {"runtime": runtime_record(spec.seed)})
         model_path = eval_model_path(spec, run)
         journal = PartialLog(run, "predictions.jsonl")
-        records, metrics = run_eval(spec, model_path, run.file("predictions.jsonl"), progress, journal, numerics)
+        pred_path = run.file("predictions.jsonl")
+        records, metrics = run_eval(
+            spec, model_path, pred_path, progress, journal, numerics, lambda n: run.note("eval", total_prompts=n)
+        )
         run.write_json("eval_metrics.json", metrics)
         print_summary(records, metrics)
     return run, metrics

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app import determinism
+from app import determinism, preempt
 from app.artifacts import RunDir, atomic_write_bytes
 from app.custody import record_resume, trusted_resume
 from app.driver import check_driver
+from app.progress import Reporter
 from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
 from app.spec import TrainSpec
@@ -118,6 +119,26 @@ def load_resume(run: RunDir, model, optimizer, world: int) -> int:
 def pad_id(tokenizer) -> int:
     """The tokenizer's pad id, else its EOS (pads are masked out of attention and loss either way)."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def stop_requested(world: int, device: torch.device) -> bool:
+    """True on every rank when any rank got a stop signal (so all ranks stop at the same step)."""
+    flag = preempt.requested() is not None
+    if world > 1:
+        t = torch.tensor([int(flag)], device=device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        flag = bool(t.item())
+    return flag
+
+
+def stop_at(run: RunDir, rank: int, world: int, step: int, total: int, model, optimizer, global_batch: int) -> None:
+    """Save a resumable checkpoint for `step` and raise Interrupted: a rerun continues from here."""
+    if rank == 0:
+        save_resume(run, step, model, optimizer)
+        record_resume(run, step, world, global_batch)
+    if world > 1:
+        torch.distributed.barrier()
+    raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}")
 
 
 def unwrap(model):
@@ -272,10 +293,11 @@ def run_training(
     log_path = run.file("train_log.jsonl")
     if rank == 0:
         truncate_log(log_path, start)
+        run.note("train", total_steps=total_steps)
 
     t0, sum_tokens = time.time(), 0
-    bar = make_progress(progress and rank == 0, total_steps, start)
-    for step in range(start, total_steps):
+    bar = Reporter("train", total_steps, start, enabled=progress and rank == 0)
+    for step in preempt.polled(range(start, total_steps)):
         step_t0 = time.time()
         lr_now = lr_at(step, total_steps, opts.lr, opts.schedule, opts.warmup_ratio, opts.min_lr_ratio)
         for param_group in optimizer.param_groups:
@@ -308,8 +330,10 @@ def run_training(
             if opts.save_every and (step + 1) % opts.save_every == 0 and step + 1 < total_steps:
                 save_resume(run, step + 1, model, optimizer)
                 record_resume(run, step + 1, world, global_batch)
-            bar.update(step, record)
+            bar.update(step + 1, sum_tokens, f"loss {loss:.4f} lr {lr_now:.2e} gn {grad_norm:.2f}")
         fault_injection(step)
+        if stop_requested(world, device) and step + 1 < total_steps:
+            stop_at(run, rank, world, step + 1, total_steps, model, optimizer, global_batch)
     bar.close()
     if rank == 0:
         save_checkpoint(unwrap(model), tokenizer, run.file("checkpoint"))
@@ -363,31 +387,3 @@ def add_legacy_rope_keys(path: Path) -> None:
     if params.get("rope_type", "default") != "default":
         config["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-class make_progress:
-    """A rich progress bar on stderr showing step, loss and LR (a no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=total, completed=start, info="")
-
-    def update(self, step: int, record: dict) -> None:
-        if self.bar is not None:
-            info = f"loss {record['loss']:.4f} lr {record['lr']:.2e} gn {record['grad_norm']:.2f}"
-            self.bar.update(self.task, completed=step + 1, info=info)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
