@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file
-from app.data import resolve_source, source_hashes
 from app.errors import IntegrityError, UserError
 
 MANIFEST = "manifest.json"
@@ -196,6 +195,8 @@ def trusted_resume(run: RunDir, latest: dict, world_size: int, log_rel: str = "t
 
 def verify_data(run: RunDir, source: str) -> None:
     """Refuse (exit 2, naming the file) when a GSM8K file no longer hashes to what data.json recorded."""
+    from app.data import resolve_source, source_hashes  # here: the trainer imports custody without pydantic
+
     where = resolve_source(source)
     if isinstance(where, str):  # hub data is pinned by its recorded commit, not by local files
         return

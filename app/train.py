@@ -16,6 +16,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,9 +29,11 @@ from app.driver import check_driver
 from app.progress import Reporter
 from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
-from app.spec import TrainSpec
 
 GROUP_FACTOR = 8  # length grouping sorts within chunks of 8 global batches
+
+if TYPE_CHECKING:  # pydantic stays out of the trainer's imports (gpu_check runs without it)
+    from app.spec import TrainSpec
 
 
 def set_determinism(seed: int) -> None:

@@ -28,6 +28,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -109,13 +110,15 @@ def train_twice(base: Path, tokenizer, examples: list, work: Path, args, setting
         run = RunDir(work / name)
         run.path.mkdir(parents=True)
         t0 = time.time()
-        run_training(
-            run, str(base), tokenizer, examples, seed=0, epochs=None, max_steps=args.steps, max_tokens=None,
-            lr=1e-4, schedule="constant", warmup_ratio=0.0, min_lr_ratio=0.1,
-            micro_batch_size=args.micro or settings["micro_batch_size"], grad_accum=2, max_grad_norm=1.0,
-            weight_decay=0.0, dtype=settings["train_dtype"], group_by_length=False, gradient_checkpointing=False,
-            save_every=None, resume=False, progress=False,
+        # The trainer reads its options as attributes (`opts.<field>`, a TrainSpec in the app); a plain
+        # namespace keeps pydantic off a GPU box that has only torch + transformers.
+        opts = SimpleNamespace(
+            epochs=None, max_steps=args.steps, max_tokens=None, lr=1e-4, schedule="constant", warmup_ratio=0.0,
+            min_lr_ratio=0.1, micro_batch_size=args.micro or settings["micro_batch_size"], grad_accum=2,
+            max_grad_norm=1.0, weight_decay=0.0, dtype=settings["train_dtype"], group_by_length=False,
+            gradient_checkpointing=False, save_every=None, save_every_minutes=None,
         )  # fmt: skip
+        run_training(run, str(base), tokenizer, examples, opts, seed=0, resume=False, progress=False)
         log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
         weights = hashlib.sha256(run.file("checkpoint/model.safetensors").read_bytes()).hexdigest()
         runs.append({"losses": [r["loss"] for r in log], "grad_norms": [r["grad_norm"] for r in log],
