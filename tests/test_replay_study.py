@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import repro
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.study
 REPO = Path(__file__).resolve().parent.parent
 
 
