@@ -26,13 +26,19 @@ export SLURM_CONF=$WORK/slurm.conf
 stop_daemons() {
   local rc=$?
   scancel --quiet --user="$(id -un)" 2>/dev/null || true
+  local pids=()
   for pidfile in "$WORK/slurmd.pid" "$WORK/slurmctld.pid" "$WORK/munge/munged.pid"; do
-    [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    [ -s "$pidfile" ] && pids+=("$(cat "$pidfile")") && kill "${pids[-1]}" 2>/dev/null || true
+  done
+  # wait for them to exit: slurmctld still writes its state dir while shutting down
+  for _ in $(seq 50); do
+    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break; sleep 0.2
   done
   if [ "$rc" != 0 ]; then
     say "logs kept in $WORK"; tail -n 20 "$WORK"/*.log "$WORK"/runs/*/logs/*.log 2>/dev/null || true
   else
-    rm -rf "$WORK"
+    rm -rf "$WORK" 2>/dev/null || true  # never turn a passed run into a failure over a temp dir
   fi
 }
 trap stop_daemons EXIT
