@@ -89,14 +89,32 @@ def save_resume(run: RunDir, step: int, model, optimizer) -> None:
     tmp.mkdir(parents=True)
     torch.save(unwrap(model).state_dict(), tmp / "model.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(
-        {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}, tmp / "rng.pt"
-    )
+    (tmp / "rng.json").write_text(json.dumps(rng_state()))
     os.replace(tmp, target)
     atomic_write_bytes(run.file("resume/latest.json"), json.dumps({"step": step, "dir": target.name}).encode())
     for old in run.file("resume").glob("step-*"):
         if old.name != target.name:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG states as plain JSON values."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state().tolist(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what rng_state() recorded."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
 def load_resume(run: RunDir, model, optimizer, world: int) -> int:
@@ -112,10 +130,7 @@ def load_resume(run: RunDir, model, optimizer, world: int) -> int:
     src = run.file("resume") / latest["dir"]
     unwrap(model).load_state_dict(torch.load(src / "model.pt", weights_only=True))
     optimizer.load_state_dict(torch.load(src / "optimizer.pt", weights_only=True))
-    rng = torch.load(src / "rng.pt", weights_only=False)
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
+    set_rng_state(json.loads((src / "rng.json").read_text()))  # JSON, never a pickle: resume runs no code
     return int(latest["step"])
 
 
