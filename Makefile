@@ -48,7 +48,6 @@ COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),-f co
 COMPOSE = $(BIN)/python -c 'import compose, os, sys; os.execv(os.path.join(os.path.dirname(compose.__file__), "docker-compose"), ["docker-compose"] + sys.argv[1:])' $(COMPOSE_FILES)
 # Without a local GSM8K copy the images get an empty directory (hub-sourced specs do not read it).
 GSM8K_MOUNT = $(if $(wildcard $(GSM8K_DIR)),$(GSM8K_DIR),$(REPRO_CACHE_DIR)/no-local-gsm8k)
-HAS_TRAIN = $(BIN)/python -c 'import sys; from app.spec import load_spec; sys.exit(load_spec(sys.argv[1]).train is None)' $(SPEC)
 IMAGES_BUILT = docker info >/dev/null 2>&1 && docker image inspect repro-train:$(REPRO_TAG) repro-eval:$(REPRO_TAG) >/dev/null 2>&1
 export SPEC REPRO_TAG
 export REPRO_UID := $(shell id -u)
@@ -61,8 +60,7 @@ run: setup  ## fetch SPEC's hub inputs if missing, then train + evaluate: in the
 	  mkdir -p $(REPRO_CACHE_DIR) $(GSM8K_MOUNT) && \
 	  REPRO_CACHE=$(REPRO_CACHE_DIR) $(BIN)/repro fetch $(SPEC) && \
 	  export GSM8K_DIR=$(GSM8K_MOUNT) && \
-	  { ! $(HAS_TRAIN) || REPRO_TRAIN_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-train:$(REPRO_TAG)) $(COMPOSE) run --rm train; } && \
-	  REPRO_EVAL_IMAGE_ID=$$(docker image inspect -f '{{.Id}}' repro-eval:$(REPRO_TAG)) $(COMPOSE) run --rm eval; \
+	  BIN=$(BIN) COMPOSE_FILES="$(COMPOSE_FILES)" REPRO_RUNS_DIR="$${REPRO_RUNS_DIR:-$(abspath $(RUNS))}" bash docker/run.sh; \
 	else \
 	  echo "make run: no Docker engine or images (make images): running natively in $(VENV)"; \
 	  $(BIN)/repro fetch $(SPEC) && $(BIN)/repro run $(SPEC) --runs-dir $(RUNS); \

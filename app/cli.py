@@ -246,6 +246,16 @@ def run_cmd(
     typer.echo(f"COMPLETE {run.path}")
 
 
+@app.command()
+def pending(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Path = RUNS) -> None:
+    """Print the SPEC's stages still to run (train, eval), one per line; nothing when the run is complete."""
+    from app.stages import pending_stages
+
+    with user_errors():
+        for stage in pending_stages(load_spec(spec_path), runs_dir):
+            typer.echo(stage)
+
+
 def _predictions_path(path: Path) -> Path:
     return path / "predictions.jsonl" if path.is_dir() else path
 

@@ -80,6 +80,15 @@ def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
     return apply_length_limit(encoded, spec.train.max_seq_len, spec.train.overlong)
 
 
+def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
+    """The spec's stages not yet complete in its run directory, in order (creates nothing).
+
+    The image path (`make run` through compose) runs exactly these, as `repro run` does in one process."""
+    path = Path(runs_root) / run_name(spec)
+    run = RunDir(path) if path.is_dir() else None
+    return [s for s in required_stages(spec) if run is None or run.stage_state(s) != "complete"]
+
+
 def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     """Train (resuming) if needed, then evaluate if needed."""
     single_process("repro run (its eval stage)")
