@@ -36,6 +36,7 @@ install_tools() {
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v docker-init >/dev/null || missing+=(tini)  # compose's `init: true`: signals reach repro
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -91,6 +92,33 @@ hub_scenario() {
     $BIN/python docker/check_hub_run.py "$runs"/docker_base_cpu-* "$WORK/hub.log" "$model"
 }
 
+# An eval killed (SIGKILL) after its first chunk of predictions, then `make run`: repro pending
+# lists only `eval` for the trained run, and the eval image resumes at the second chunk.
+resumed_eval() {
+    local runs=$1
+    log "compose run eval, killed after its first chunk of predictions"
+    if "${COMPOSE[@]}" run --rm -T -e REPRO_FAULT=predictions.jsonl:appended:1 eval; then
+        log "FAIL: the armed eval finished"; exit 1
+    fi
+    local run=("$runs"/docker_tiny_cpu-*)
+    [ "$(wc -l <"${run[0]}/predictions.jsonl")" = 2 ] || { log "FAIL: expected 2 predictions after the kill"; exit 1; }
+    [ "$($BIN/repro pending "$SPEC" --runs-dir "$runs")" = eval ] || { log "FAIL: pending is not just eval"; exit 1; }
+    log "make run SPEC=$SPEC: resumes the eval in its image"
+    PYTHONPATH="$PWD" make -o "$(dirname "$BIN")/.installed" run SPEC="$SPEC" | tee "$WORK/resume.log"
+    grep -q "stage eval in repro-eval" "$WORK/resume.log" && ! grep -q "stage train" "$WORK/resume.log" \
+        || { log "FAIL: make run did not run just the eval"; exit 1; }
+    $BIN/python - "${run[0]}/eval_metrics.json" <<'PY' || { log "FAIL: the eval did not resume"; exit 1; }
+import json, sys
+m = json.load(open(sys.argv[1]))
+resumed = m["resumed_with"]
+print(f"resumed_with={resumed} n={m['n']}")
+sys.exit(resumed != 2 or m["n"] != 4)
+PY
+    PYTHONPATH="$PWD" make -o "$(dirname "$BIN")/.installed" run SPEC="$SPEC" >"$WORK/again.log"
+    grep -q "is complete" "$WORK/again.log" || { log "FAIL: a complete run ran again"; exit 1; }
+    log "ok: the interrupted eval resumed through make run; a complete run runs nothing"
+}
+
 main() {
     mkdir -p "$WORK"
     install_tools
@@ -123,7 +151,7 @@ main() {
     REPRO_EVAL_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-eval:cpu)
     export REPRO_TRAIN_IMAGE_ID REPRO_EVAL_IMAGE_ID
     "${COMPOSE[@]}" run --rm -T train
-    "${COMPOSE[@]}" run --rm -T eval
+    resumed_eval "$runs"
     $BIN/python docker/check_run.py "$runs"/docker_tiny_cpu-*
     hub_scenario
 }
