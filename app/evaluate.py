@@ -14,6 +14,7 @@ from pathlib import Path
 
 from app.answer import RATES, STATUSES, answer_position, canonical_gold, grade, think_length
 from app.errors import UserError
+from app.jsonl import read_jsonl
 from app.metrics import summarize
 from app.spec import RunSpec
 
@@ -46,25 +47,16 @@ def make_record(
     }
 
 
-def read_predictions(path: Path, required=("id", "output", "gold", "finish_reason")) -> list[dict]:
-    """Read a predictions file; a torn last line (from a kill) is dropped, other bad lines are errors."""
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    records = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno >= len(lines) - 1:  # the final, unterminated line of an interrupted write
-                break
-            raise UserError(f"{path}:{lineno}: invalid JSON") from None
+def read_predictions(
+    path: Path, required=("id", "output", "gold", "finish_reason"), torn_tail: bool = False
+) -> list[dict]:
+    """Read a predictions file; any bad line is an error naming it, except that a resuming eval
+    (`torn_tail`) drops a torn last line left by a kill."""
+    records = read_jsonl(path, torn_tail)
+    for lineno, rec in enumerate(records, start=1):  # no line was skipped, so the index is the line
         missing = [k for k in required if k not in rec]
         if missing:
             raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
-        records.append(rec)
     return records
 
 
@@ -93,7 +85,7 @@ def pending_chunks(n: int, chunk: int, done: set[int]) -> list[list[int]]:
 
 def load_existing(pred_path: Path, prompts: list[dict]) -> dict[int, dict]:
     """Predictions an interrupted eval already wrote, checked against these prompts (torn tail dropped)."""
-    existing = {r["index"]: r for r in read_predictions(pred_path)}
+    existing = {r["index"]: r for r in read_predictions(pred_path, torn_tail=True)}
     for r in existing.values():
         if r["index"] >= len(prompts) or r["prompt_sha256"] != prompts[r["index"]]["prompt_sha256"]:
             raise UserError(f"{pred_path}: line for {r['id']} does not match this eval's prompts")

@@ -19,6 +19,7 @@ from app.errors import UserError
 from app.evaluate import read_predictions
 from app.fingerprint import latest_env
 from app.generate import engine_label
+from app.jsonl import read_jsonl
 from app.models import RUN_PREFIX
 from app.spec import load_spec
 
@@ -58,7 +59,7 @@ def load_run(path: Path) -> Run:
         raise UserError(f"{path}: no eval_metrics.json (run `repro eval` first)")
     spec = load_spec(path / "spec.json")
     log_path = path / "train_log.jsonl"
-    log = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln] if log_path.is_file() else []
+    log = read_jsonl(log_path, torn_tail=False)
     tm = path / "train_metrics.json"
     return Run(
         path,

@@ -7,7 +7,6 @@ env.json and ends by hashing the directory into manifest.json.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import shutil
@@ -19,6 +18,7 @@ from app.custody import PartialLog, seal_existing, seal_json, verify_data, verif
 from app.data import data_fingerprint, select_train
 from app.errors import UserError
 from app.fingerprint import record_env
+from app.jsonl import read_jsonl
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
 from app.spec import RunSpec, dump_spec, spec_hash
 
@@ -149,7 +149,7 @@ def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, exa
     from app.models import model_source
     from app.plots import training_curves
 
-    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines() if ln]
+    log = read_jsonl(run.file("train_log.jsonl"), torn_tail=False)
     source = model_source(spec.model.id, model_path, spec.model.revision)
     run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
     atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))

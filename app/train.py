@@ -26,6 +26,7 @@ from app import determinism, preempt
 from app.artifacts import RunDir, atomic_write_bytes
 from app.custody import record_resume, trusted_resume
 from app.driver import check_driver
+from app.jsonl import read_jsonl
 from app.progress import Reporter
 from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
@@ -177,8 +178,8 @@ def truncate_log(path: Path, before_step: int) -> None:
     """Keep only log lines of steps already covered by the resumable checkpoint."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < before_step]
-    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+    keep = [r for r in read_jsonl(path, torn_tail=True) if r["step"] < before_step]  # a torn tail is dropped
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
 def fault_injection(step: int) -> None:
