@@ -49,7 +49,7 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
                 typer.echo(line, err=True)
             continue
         size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
-        problems = check_spec_data(spec.data.source, size)
+        problems = check_spec_data(spec.data.source, size, spec.data.eval_split)
         for line in problems:
             typer.echo(f"{path}: {line}", err=True)
         failed |= bool(problems)
