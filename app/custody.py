@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file
+from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file, symlinks_in
 from app.errors import IntegrityError, UserError
 
 MANIFEST = "manifest.json"
@@ -92,7 +92,7 @@ def custody_problems(run: RunDir) -> list[str]:
     """One line per file that differs from what the manifest vouches for (empty when intact)."""
     manifest, current = read_manifest(run), hash_tree(run.path)
     sealing, open_outputs = manifest.get("sealing", {}), _open_outputs(run)
-    problems = []
+    problems = [f"{rel}: is a symlink (a run directory holds no links)" for rel in symlinks_in(run.path)]
     for rel, sha in sorted(manifest["files"].items()):
         if current.get(rel) != sha and not (rel in sealing and current.get(rel) == sealing[rel]):
             problems.append(f"{rel}: missing" if rel not in current else f"{rel}: sha256 differs from manifest.json")

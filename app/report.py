@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.answer import RATES
-from app.artifacts import atomic_write_bytes
+from app.artifacts import atomic_write_bytes, refuse_symlinks
 from app.comparable import mismatches
 from app.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
 from app.data import FULL_SIZES
@@ -55,6 +55,7 @@ class Run:
 
 def load_run(path: Path) -> Run:
     """Read what the report needs from one complete run directory."""
+    refuse_symlinks(path)
     if not (path / "eval_metrics.json").is_file():
         raise UserError(f"{path}: no eval_metrics.json (run `repro eval` first)")
     spec = load_spec(path / "spec.json")

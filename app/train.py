@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from app import determinism, preempt
-from app.artifacts import RunDir, atomic_write_bytes
+from app.artifacts import RunDir, append_bytes, atomic_write_bytes
 from app.custody import record_resume, trusted_resume
 from app.driver import check_driver
 from app.jsonl import read_jsonl
@@ -344,8 +344,7 @@ def run_training(
             time.time() - t0,
         )
         if rank == 0:
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_bytes(log_path, (json.dumps(record) + "\n").encode())
             if opts.save_every and (step + 1) % opts.save_every == 0 and step + 1 < total_steps:
                 save_resume(run, step + 1, model, optimizer)
                 record_resume(run, step + 1, world, global_batch)
