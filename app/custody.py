@@ -168,11 +168,15 @@ def record_resume(run: RunDir, step: int, world_size: int, global_batch: int, lo
     _write_manifest(run, manifest)
 
 
-def trusted_resume(run: RunDir, latest: dict, world_size: int, log_rel: str = "train_log.jsonl") -> bool:
+def trusted_resume(
+    run: RunDir, latest: dict, world_size: int, log_rel: str = "train_log.jsonl", quiet: bool = False
+) -> bool:
     """Whether `latest` may be resumed from: IntegrityError when it was altered, UserError on another
     world size, False (restart from step 0) when a kill left it unrecorded."""
     record = read_manifest(run).get("resume")
-    if record is None or record["dir"] != latest["dir"] or record["step"] != latest["step"]:
+    if record is None or record["dir"] != latest.get("dir") or record["step"] != latest.get("step"):
+        if quiet:
+            return False
         print(
             f"warning: {run.file('resume')}/{latest['dir']} is not recorded in manifest.json; restarting from step 0",
             file=sys.stderr,
@@ -191,6 +195,25 @@ def trusted_resume(run: RunDir, latest: dict, world_size: int, log_rel: str = "t
     if not _prefix_ok(run.file(log_rel), record["log"]):
         raise IntegrityError(f"{run.file(log_rel)}: its first {record['log']['bytes']} bytes differ from manifest.json")
     return True
+
+
+def read_resume_json(path: Path) -> dict:
+    """A JSON object from resume/ (latest.json, rng.json), or IntegrityError naming the file."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{path}: not JSON, refusing to resume from it ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise IntegrityError(f"{path}: not a JSON object, refusing to resume from it")
+    return obj
+
+
+def preflight_resume(run: RunDir, world_size: int) -> None:
+    """Before a resumed stage writes anything: every recorded resume file must still match the
+    manifest (IntegrityError naming the first that differs), so a planted file changes nothing."""
+    pointer = run.file("resume/latest.json")
+    if pointer.is_file():
+        trusted_resume(run, read_resume_json(pointer), world_size, quiet=True)
 
 
 def verify_data(run: RunDir, source: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from app import preempt
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
-from app.custody import PartialLog, seal_existing, seal_json, verify_data, verify_run
+from app.custody import PartialLog, preflight_resume, seal_existing, seal_json, verify_data, verify_run
 from app.data import data_fingerprint, select_train
 from app.errors import UserError
 from app.fingerprint import record_env
@@ -119,6 +119,8 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         raise UserError(f"{run.path}: train stage already complete (a complete run is never overwritten)")
     if rank == 0 and not resume and run.file("train_log.jsonl").is_file():
         raise UserError(f"{run.path}: an earlier train attempt exists; pass --resume to continue it")
+    if rank == 0 and resume:
+        preflight_resume(run, int(os.environ.get("WORLD_SIZE", "1")))
     ctx = run.stage("train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
     with ctx:
         set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
