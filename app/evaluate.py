@@ -175,13 +175,14 @@ def run_eval(
     from app.prompts import get_template
 
     rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
-    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
+    m = spec.model
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
     if on_prompts is not None:
         on_prompts(len(prompts))
     e = spec.eval
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
-    cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
+    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, m.trust_remote_code)
     with open_generator(e.backend, model_path, cfg) as gen:
         timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress, journal)
         versions = gen.versions

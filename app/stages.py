@@ -126,8 +126,10 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
         if rank == 0:
             record_env(run, "train", {"runtime": runtime_record(spec.seed)})
-        model_path = resolve_model(spec.model.id, spec.model.revision)
-        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
+        m = spec.model
+        model_path = resolve_model(m.id, m.revision)
+        trust = m.trust_remote_code  # the same for the tokenizer here and the model in run_training
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=trust)
         examples, dropped = encode_train_set(spec, tokenizer)
         summary = run_training(
             run,
@@ -138,8 +140,8 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
             seed=spec.seed,
             resume=resume,
             progress=progress,
-            trust_remote_code=spec.model.trust_remote_code,
-            revision=spec.model.revision,
+            trust_remote_code=trust,
+            revision=m.revision,
         )
         if rank == 0:
             finish_train(run, spec, model_path, summary, examples, dropped)

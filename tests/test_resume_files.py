@@ -128,3 +128,33 @@ def test_no_unsafe_loads_in_the_code():
         assert "weights_only=False" not in text and "pickle.load" not in text, path
         for line in (ln for ln in text.splitlines() if "torch.load(" in ln):
             assert "weights_only=True" in line, f"{path}: {line.strip()}"
+
+
+def _loader_calls(tree) -> list:
+    """Every call that loads model code or files: `*.from_pretrained(...)` and vLLM's `LLM(...)`."""
+    import ast
+
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    return [
+        c
+        for c in calls
+        if (isinstance(c.func, ast.Attribute) and c.func.attr == "from_pretrained")
+        or (isinstance(c.func, ast.Name) and c.func.id == "LLM")
+    ]
+
+
+def test_every_model_load_states_trust_remote_code():
+    """trust_remote_code is never left to a library default: each tokenizer, model and vLLM load in
+    app/ names it (the spec's value, or False for the embedded model)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    seen = 0
+    for path in sorted(root.glob("app/*.py")):
+        for call in _loader_calls(ast.parse(path.read_text())):
+            seen += 1
+            names = [k.arg for k in call.keywords]
+            assert "trust_remote_code" in names, f"{path.name}:{call.lineno}: load without trust_remote_code="
+            value = next(k.value for k in call.keywords if k.arg == "trust_remote_code")
+            assert not (isinstance(value, ast.Constant) and value.value is True), f"{path.name}:{call.lineno}"
+    assert seen >= 7  # tokenizer + model in train, eval (hf and vLLM) and the embedded conversion
