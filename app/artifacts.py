@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.errors import UserError
@@ -263,13 +263,21 @@ def overall_state(stages: dict, required: list[str]) -> str:
     return "incomplete"
 
 
-def open_run(runs_root: Path, name: str, spec_sha: str, spec_json: str) -> RunDir:
-    """Create or reopen the run directory for a spec; its spec.json must match byte for byte."""
-    path = safe_child(Path(runs_root), run_dir_name(name, spec_sha))
+def open_run(
+    runs_root: Path,
+    name: str,
+    spec_sha: str,
+    spec_json: str,
+    dir_name: str | None = None,
+    same: Callable[[str], bool] | None = None,
+) -> RunDir:
+    """Create or reopen the run directory for a spec (`dir_name`, default `<name>-<hash8>`). Its stored
+    spec.json must match byte for byte, or satisfy `same` (written by older code, it resolves to this spec)."""
+    path = safe_child(Path(runs_root), dir_name or run_dir_name(name, spec_sha))
     run = RunDir(path)
     run.lock()
     existing = run.file("spec.json")
-    if existing.is_file() and existing.read_text() != spec_json:
+    if existing.is_file() and existing.read_text() != spec_json and not (same and same(existing.read_text())):
         run.unlock()
         raise UserError(f"{existing}: differs from the spec being run (spec hash {spec_sha[:8]})")
     if not existing.is_file():

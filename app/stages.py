@@ -10,6 +10,7 @@ import contextlib
 import os
 import resource
 import shutil
+from functools import partial
 from pathlib import Path
 
 from app import preempt
@@ -20,6 +21,7 @@ from app.errors import UserError
 from app.fingerprint import record_env
 from app.jsonl import read_jsonl
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
+from app.rundirs import find_run_dir, same_run
 from app.spec import RunSpec, dump_spec, spec_hash
 
 
@@ -32,7 +34,9 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
 
     A reopened directory must still match its manifest (exit 1) and its data files data.json
     (exit 2); both are checked before anything is written."""
-    run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec))
+    path = find_run_dir(spec, runs_root)  # may be a directory made under an older spec schema
+    same = partial(same_run, spec=spec)
+    run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec), dir_name=path.name, same=same)
     try:
         verify_run(run)
         if run.file("data.json").is_file():
@@ -114,7 +118,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
     if spec.train is None:
         raise UserError(f"{spec.name}: spec has no train section")
     rank = int(os.environ.get("RANK", "0"))
-    run = run or RunDir(Path(runs_root) / run_name(spec))
+    run = run or RunDir(find_run_dir(spec, runs_root))
     if rank == 0 and run.stage_state("train") == "complete":
         raise UserError(f"{run.path}: train stage already complete (a complete run is never overwritten)")
     if rank == 0 and not resume and run.file("train_log.jsonl").is_file():
