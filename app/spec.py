@@ -116,6 +116,7 @@ class RunSpec(_Section):
         SCHEMA_VERSION,
         ge=1,
         le=SCHEMA_VERSION,
+        strict=True,
         description=f"spec format version (current {SCHEMA_VERSION}); absent means 1, migrated on load",
     )
     name: str = Field(pattern=NAME_PATTERN, description="run name (letters, digits, ._-); names the run directory")
