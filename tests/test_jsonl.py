@@ -65,3 +65,27 @@ def test_not_utf8_names_the_line(tmp_path):
     with pytest.raises(UserError, match=f"^{path}:3: not UTF-8"):
         read_jsonl(path)
     assert read_jsonl(tmp_path / "absent.jsonl") == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["rescore", "{run}"], ["compare", "{run}", "{run}"], ["report", "{run}", "--out", "{tmp}/report"]],
+)
+def test_commands_refuse_a_corrupt_middle_prediction_and_change_nothing(tmp_path, args):
+    """A complete run's predictions.jsonl with a damaged line 2: one error naming file:2, no file changes."""
+    import shutil
+
+    from tests.helpers import repro
+    from tests.test_symlinks import FIXTURE, RUN, snapshot
+
+    run = tmp_path / RUN
+    shutil.copytree(FIXTURE / RUN, run)
+    pred = run / "predictions.jsonl"
+    lines = pred.read_text().splitlines(keepends=True)
+    pred.write_text(lines[0] + lines[1][:20] + "\n" + "".join(lines[2:]))
+    before = snapshot(run)
+    out = repro(*[a.format(run=run, tmp=tmp_path) for a in args])
+    assert out.returncode == 2
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {pred}:2: invalid JSON"), out.stderr
+    assert snapshot(run) == before
