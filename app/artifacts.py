@@ -6,13 +6,14 @@ Pure. Layout of `runs/<name>-<spechash[:8]>/` is documented in the README.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from app.errors import UserError
@@ -53,6 +54,41 @@ def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append to `path` (created if absent), refusing to follow a symlink planted in its place."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise _link_error(path, exc) from None
+    with os.fdopen(fd, "ab") as fh:
+        fh.write(data)
+
+
+def _link_error(path: Path, exc: OSError) -> Exception:
+    """ELOOP from O_NOFOLLOW as a one-line UserError; any other OSError unchanged."""
+    if exc.errno == errno.ELOOP:
+        return UserError(f"{path}: is a symlink; a run directory holds no links (remove it)")
+    return exc
+
+
+def symlinks_in(root: Path) -> list[str]:
+    """POSIX relative paths of every symlink under `root` (links to directories are not entered)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                found.append(Path(dirpath, name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def refuse_symlinks(root: Path) -> None:
+    """UserError naming the first symlink in a run directory: a link could redirect a write or a hash."""
+    links = symlinks_in(root)
+    if links:
+        more = f" (+{len(links) - 1} more)" if len(links) > 1 else ""
+        raise UserError(f"{root / links[0]}: is a symlink; a run directory holds no links (remove it){more}")
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -66,7 +102,9 @@ def hash_tree(root: Path, known: dict[str, str] | None = None) -> dict[str, str]
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if not p.is_file() or rel.parts[0] in TRANSIENT_DIRS or p.name in UNHASHED or p.name.startswith("."):
+        if p.is_symlink() or not p.is_file():  # a link is never hashed as its target (custody reports it)
+            continue
+        if rel.parts[0] in TRANSIENT_DIRS or p.name in UNHASHED or p.name.startswith("."):
             continue
         out[rel.as_posix()] = (known or {}).get(rel.as_posix()) or sha256_file(p)
     return out
@@ -118,15 +156,27 @@ class RunDir:
         return self.status()["stages"].get(stage, {}).get("state")
 
     def lock(self) -> None:
-        """Take an exclusive lock for this process (released on exit, even on SIGKILL)."""
+        """Take an exclusive lock for this process (released on exit, even on SIGKILL), then refuse a
+        directory holding a symlink. `.lock` is opened without following a link and never truncated."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.file(".lock"), "w")  # noqa: SIM115 - held for the process lifetime
+        refuse_symlinks(self.path)  # before creating .lock: a refused directory gains no file
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.file(".lock"), flags, 0o666)
+        except OSError as exc:
+            raise _link_error(self.file(".lock"), exc) from None
+        fh = os.fdopen(fd, "wb")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.close()
             raise UserError(f"{self.path}: in use by another process") from None
         self._lock_fh = fh
+        try:
+            refuse_symlinks(self.path)  # again under the lock: a link planted meanwhile
+        except UserError:
+            self.unlock()
+            raise
 
     def unlock(self) -> None:
         if self._lock_fh is not None:
@@ -213,13 +263,21 @@ def overall_state(stages: dict, required: list[str]) -> str:
     return "incomplete"
 
 
-def open_run(runs_root: Path, name: str, spec_sha: str, spec_json: str) -> RunDir:
-    """Create or reopen the run directory for a spec; its spec.json must match byte for byte."""
-    path = safe_child(Path(runs_root), run_dir_name(name, spec_sha))
+def open_run(
+    runs_root: Path,
+    name: str,
+    spec_sha: str,
+    spec_json: str,
+    dir_name: str | None = None,
+    same: Callable[[str], bool] | None = None,
+) -> RunDir:
+    """Create or reopen the run directory for a spec (`dir_name`, default `<name>-<hash8>`). Its stored
+    spec.json must match byte for byte, or satisfy `same` (written by older code, it resolves to this spec)."""
+    path = safe_child(Path(runs_root), dir_name or run_dir_name(name, spec_sha))
     run = RunDir(path)
     run.lock()
     existing = run.file("spec.json")
-    if existing.is_file() and existing.read_text() != spec_json:
+    if existing.is_file() and existing.read_text() != spec_json and not (same and same(existing.read_text())):
         run.unlock()
         raise UserError(f"{existing}: differs from the spec being run (spec hash {spec_sha[:8]})")
     if not existing.is_file():

@@ -49,7 +49,7 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
                 typer.echo(line, err=True)
             continue
         size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
-        problems = check_spec_data(spec.data.source, size)
+        problems = check_spec_data(spec.data.source, size, spec.data.eval_split)
         for line in problems:
             typer.echo(f"{path}: {line}", err=True)
         failed |= bool(problems)
@@ -194,7 +194,7 @@ def replay(
 
 @app.command()
 def train(
-    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    target: Path = typer.Argument(..., metavar="SPEC|RUN_DIR"),
     runs_dir: Path = RUNS,
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -204,12 +204,13 @@ def train(
 
     preempt.install()
     with user_errors():
-        run = train_stage(load_spec(spec_path), runs_dir, resume=resume, progress=progress)
+        spec, root = _spec_arg(target)
+        run = train_stage(spec, root or runs_dir, resume=resume, progress=progress)
     typer.echo(f"TRAINED {run.path}")
 
 
 def _spec_arg(target: Path) -> tuple:
-    """SPEC file or RUN_DIR (its spec.json, and its parent as the runs root)."""
+    """SPEC file or RUN_DIR (its stored spec.json, read under today's schema, and its parent as the runs root)."""
     if target.is_dir():
         return load_spec(target / "spec.json"), target.resolve().parent
     return load_spec(target), None

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file
+from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file, symlinks_in
 from app.errors import IntegrityError, UserError
 
 MANIFEST = "manifest.json"
@@ -92,7 +92,7 @@ def custody_problems(run: RunDir) -> list[str]:
     """One line per file that differs from what the manifest vouches for (empty when intact)."""
     manifest, current = read_manifest(run), hash_tree(run.path)
     sealing, open_outputs = manifest.get("sealing", {}), _open_outputs(run)
-    problems = []
+    problems = [f"{rel}: is a symlink (a run directory holds no links)" for rel in symlinks_in(run.path)]
     for rel, sha in sorted(manifest["files"].items()):
         if current.get(rel) != sha and not (rel in sealing and current.get(rel) == sealing[rel]):
             problems.append(f"{rel}: missing" if rel not in current else f"{rel}: sha256 differs from manifest.json")
@@ -168,11 +168,15 @@ def record_resume(run: RunDir, step: int, world_size: int, global_batch: int, lo
     _write_manifest(run, manifest)
 
 
-def trusted_resume(run: RunDir, latest: dict, world_size: int, log_rel: str = "train_log.jsonl") -> bool:
+def trusted_resume(
+    run: RunDir, latest: dict, world_size: int, log_rel: str = "train_log.jsonl", quiet: bool = False
+) -> bool:
     """Whether `latest` may be resumed from: IntegrityError when it was altered, UserError on another
     world size, False (restart from step 0) when a kill left it unrecorded."""
     record = read_manifest(run).get("resume")
-    if record is None or record["dir"] != latest["dir"] or record["step"] != latest["step"]:
+    if record is None or record["dir"] != latest.get("dir") or record["step"] != latest.get("step"):
+        if quiet:
+            return False
         print(
             f"warning: {run.file('resume')}/{latest['dir']} is not recorded in manifest.json; restarting from step 0",
             file=sys.stderr,
@@ -191,6 +195,25 @@ def trusted_resume(run: RunDir, latest: dict, world_size: int, log_rel: str = "t
     if not _prefix_ok(run.file(log_rel), record["log"]):
         raise IntegrityError(f"{run.file(log_rel)}: its first {record['log']['bytes']} bytes differ from manifest.json")
     return True
+
+
+def read_resume_json(path: Path) -> dict:
+    """A JSON object from resume/ (latest.json, rng.json), or IntegrityError naming the file."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"{path}: not JSON, refusing to resume from it ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise IntegrityError(f"{path}: not a JSON object, refusing to resume from it")
+    return obj
+
+
+def preflight_resume(run: RunDir, world_size: int) -> None:
+    """Before a resumed stage writes anything: every recorded resume file must still match the
+    manifest (IntegrityError naming the first that differs), so a planted file changes nothing."""
+    pointer = run.file("resume/latest.json")
+    if pointer.is_file():
+        trusted_resume(run, read_resume_json(pointer), world_size, quiet=True)
 
 
 def verify_data(run: RunDir, source: str) -> None:

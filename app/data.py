@@ -12,6 +12,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app import jsonl
 from app.artifacts import sha256_file
 from app.errors import UserError
 from app.numbers import canonical_number
@@ -64,19 +65,11 @@ def parse_row(raw: object, where: str, row_id: str) -> Example:
 
 
 def read_jsonl(path: Path, split: str) -> list[Example]:
-    """Read and validate every line of a GSM8K JSONL file."""
+    """Read and validate every line of a GSM8K JSONL file (a blank or bad line is an error naming it)."""
     if not path.is_file():
         raise UserError(f"{path}: GSM8K file not found (set data.source or GSM8K_DIR)")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: invalid JSON: {exc.msg}") from None
-            rows.append(parse_row(raw, where, f"{split}-{lineno - 1:05d}"))
-    return rows
+    records = jsonl.read_jsonl(path, torn_tail=False)  # input data: no line is ever skipped
+    return [parse_row(raw, f"{path}:{i}", f"{split}-{i - 1:05d}") for i, raw in enumerate(records, start=1)]
 
 
 def read_hub(source: str, split: str) -> list[Example]:
@@ -172,18 +165,23 @@ def source_record(source: str) -> dict:
     return {"source": where, "source_kind": "hub", "hub": dataset_snapshot(where)[1]}
 
 
-def check_spec_data(source: str, size: int | str | None) -> list[str]:
-    """Problems a spec's data section has against the real data (empty list when fine)."""
+def check_spec_data(source: str, size: int | str | None, eval_split: str = "test") -> list[str]:
+    """Problems a spec's data section has against the real data (empty list when fine).
+
+    A local directory is read with the loader itself, so `repro validate` and training agree on
+    every blank or bad row (named file:line)."""
     where = resolve_source(source)
     if isinstance(where, str):
         n = FULL_SIZES["train"]
     elif not where.is_dir():
         return [f"data.source: directory {where} not found (set GSM8K_DIR or data.source)"]
-    elif not (where / "train.jsonl").is_file():
-        return [f"data.source: {where / 'train.jsonl'} not found"]
     else:
-        with (where / "train.jsonl").open("rb") as fh:
-            n = sum(1 for line in fh if line.strip())
+        try:
+            n = len(load_split(source, "train"))
+            if eval_split != "train":
+                load_split(source, eval_split)
+        except UserError as exc:
+            return [f"data.source: {exc}"]
     if size is not None and size != "full" and int(size) > n:
         return [f"data.train_size: {size} is larger than the {n} training rows"]
     return []

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 from app.answer import RATES, STATUSES, answer_position, canonical_gold, grade, think_length
+from app.artifacts import append_bytes
 from app.errors import UserError
+from app.jsonl import read_jsonl
 from app.metrics import summarize
 from app.spec import RunSpec
 
@@ -46,25 +48,16 @@ def make_record(
     }
 
 
-def read_predictions(path: Path, required=("id", "output", "gold", "finish_reason")) -> list[dict]:
-    """Read a predictions file; a torn last line (from a kill) is dropped, other bad lines are errors."""
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    records = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno >= len(lines) - 1:  # the final, unterminated line of an interrupted write
-                break
-            raise UserError(f"{path}:{lineno}: invalid JSON") from None
+def read_predictions(
+    path: Path, required=("id", "output", "gold", "finish_reason"), torn_tail: bool = False
+) -> list[dict]:
+    """Read a predictions file; any bad line is an error naming it, except that a resuming eval
+    (`torn_tail`) drops a torn last line left by a kill."""
+    records = read_jsonl(path, torn_tail)
+    for lineno, rec in enumerate(records, start=1):  # no line was skipped, so the index is the line
         missing = [k for k in required if k not in rec]
         if missing:
             raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
-        records.append(rec)
     return records
 
 
@@ -93,7 +86,7 @@ def pending_chunks(n: int, chunk: int, done: set[int]) -> list[list[int]]:
 
 def load_existing(pred_path: Path, prompts: list[dict]) -> dict[int, dict]:
     """Predictions an interrupted eval already wrote, checked against these prompts (torn tail dropped)."""
-    existing = {r["index"]: r for r in read_predictions(pred_path)}
+    existing = {r["index"]: r for r in read_predictions(pred_path, torn_tail=True)}
     for r in existing.values():
         if r["index"] >= len(prompts) or r["prompt_sha256"] != prompts[r["index"]]["prompt_sha256"]:
             raise UserError(f"{pred_path}: line for {r['id']} does not match this eval's prompts")
@@ -120,8 +113,7 @@ def generate_missing(gen, prompts: list[dict], pred_path: Path, chunk: int, exis
             for i, o in zip(idxs, outs)
             if i not in existing
         ]
-        with pred_path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r) + "\n" for r in new))
+        append_bytes(pred_path, "".join(json.dumps(r) + "\n" for r in new).encode())
         new_tokens += sum(r["n_tokens"] for r in new)
         if on_chunk:
             on_chunk(new)
@@ -183,13 +175,14 @@ def run_eval(
     from app.prompts import get_template
 
     rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
-    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
+    m = spec.model
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
     if on_prompts is not None:
         on_prompts(len(prompts))
     e = spec.eval
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
-    cfg = GenSettings(spec.model.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, spec.model.revision)
+    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, m.trust_remote_code)
     with open_generator(e.backend, model_path, cfg) as gen:
         timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress, journal)
         versions = gen.versions

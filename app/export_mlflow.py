@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from app.artifacts import sha256_file
 from app.errors import UserError
+from app.jsonl import read_jsonl
 from app.publish import read_manifest
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -73,7 +74,7 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
     """(key, value, step): the training curve per optimizer step, then the final train and eval metrics."""
     out = []
     log = run / "train_log.jsonl"
-    for row in (json.loads(line) for line in log.read_text().splitlines() if line) if log.is_file() else []:
+    for row in read_jsonl(log, torn_tail=False):
         out += [(k, float(row[k]), int(row["step"])) for k in LOG_METRICS if row.get(k) is not None]
     for name, prefix in (("train_metrics.json", "train."), ("eval_metrics.json", "eval.")):
         if (run / name).is_file():

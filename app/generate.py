@@ -64,6 +64,7 @@ class GenSettings:
     seed: int
     max_model_len: int
     revision: str | None = None
+    trust_remote_code: bool = False  # the spec's model.trust_remote_code, passed alike to tokenizer, model, vLLM
 
 
 class VllmGenerator:
@@ -79,6 +80,7 @@ class VllmGenerator:
             model=model_path,
             tokenizer=model_path,
             revision=cfg.revision,
+            trust_remote_code=cfg.trust_remote_code,
             dtype=cfg.dtype,
             seed=cfg.seed,
             enforce_eager=True,
@@ -128,11 +130,16 @@ class HfGenerator:
 
         torch.manual_seed(cfg.seed)
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.revision)
+        trust = cfg.trust_remote_code
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.revision, trust_remote_code=trust)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = (
             AutoModelForCausalLM.from_pretrained(
-                model_path, revision=cfg.revision, dtype=getattr(torch, cfg.dtype), use_safetensors=True
+                model_path,
+                revision=cfg.revision,
+                dtype=getattr(torch, cfg.dtype),
+                use_safetensors=True,
+                trust_remote_code=trust,
             )
             .to(self.device)
             .eval()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from app.artifacts import sha256_file
 from app.evaluate import read_predictions, regrade
+from app.jsonl import read_jsonl
 from app.metrics import summarize
 from app.spec import parse_spec
 
@@ -93,10 +94,6 @@ def first_record_diff(rel: str, a: list[dict], b: list[dict]) -> str:
         if fields:
             return f"first differing {label} {x.get(key, i)} ({', '.join(fields)})"
     return f"{len(a)} records recorded, {len(b)} replayed" if len(a) != len(b) else ""
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def compare_content(rel: str, orig: Path, new: Path, regraded: list[dict] | None) -> FileResult:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.answer import RATES
-from app.artifacts import atomic_write_bytes
+from app.artifacts import atomic_write_bytes, refuse_symlinks
 from app.comparable import mismatches
 from app.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
 from app.data import FULL_SIZES
@@ -19,6 +19,7 @@ from app.errors import UserError
 from app.evaluate import read_predictions
 from app.fingerprint import latest_env
 from app.generate import engine_label
+from app.jsonl import read_jsonl
 from app.models import RUN_PREFIX
 from app.spec import load_spec
 
@@ -54,11 +55,12 @@ class Run:
 
 def load_run(path: Path) -> Run:
     """Read what the report needs from one complete run directory."""
+    refuse_symlinks(path)
     if not (path / "eval_metrics.json").is_file():
         raise UserError(f"{path}: no eval_metrics.json (run `repro eval` first)")
     spec = load_spec(path / "spec.json")
     log_path = path / "train_log.jsonl"
-    log = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln] if log_path.is_file() else []
+    log = read_jsonl(log_path, torn_tail=False)
     tm = path / "train_metrics.json"
     return Run(
         path,

@@ -77,6 +77,7 @@ def encode_example(tokenizer, example_id: str, prompt: str, target: str, answer_
     response_mask = [0] * len(prompt_ids) + [1] * (len(target_ids) + 1)
     prompt_labels = list(prompt_ids) if rule.prompt else [IGNORE] * len(prompt_ids)
     labels = prompt_labels + [t if f else IGNORE for t, f in zip(target_ids, flags)] + [eos]
+    labels[0] = IGNORE  # the loss shifts: position 0 is never predicted, so it is never supervised
     if rule.check:
         check_span(tokenizer, example_id, labels, target[span[0] : span[1]], mode)
     return Encoded(example_id, input_ids, labels, response_mask)

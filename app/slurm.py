@@ -23,10 +23,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.artifacts import RunDir, now, run_dir_name
+from app.artifacts import RunDir, now
 from app.errors import UserError
 from app.preempt import EXIT_CODE
-from app.spec import RunSpec, load_spec, spec_hash
+from app.rundirs import find_run_dir
+from app.spec import RunSpec, load_spec
 
 SLURM_DIR = ".slurm"  # under the runs root: saved batch scripts, Slurm's own output, submissions.jsonl
 RDZV_PORT = 29500
@@ -201,7 +202,7 @@ def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python:
 
 def task_for(path: Path, runs_root: Path) -> tuple[RunSpec, Task]:
     spec = load_spec(path)
-    run_dir = runs_root / run_dir_name(spec.name, spec_hash(spec))
+    run_dir = find_run_dir(spec, runs_root)
     return spec, Task(path.resolve(), run_dir, spec.train is not None)
 
 

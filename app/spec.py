@@ -16,6 +16,10 @@ from app.errors import UserError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 HUB_DATASET = "openai/gsm8k"
+# The spec format. A spec without `schema_version` is version 1 (before the field existed); each
+# older version is migrated to this one on load, so a run directory's stored spec.json stays readable.
+SCHEMA_VERSION = 2
+MIGRATIONS = {1: lambda raw: raw}  # version → how to turn it into version + 1 (1 → 2 only adds the field)
 
 
 class _Section(BaseModel):
@@ -108,6 +112,13 @@ class EvalSpec(_Section):
 class RunSpec(_Section):
     """A whole run: what to train (optional) and how to evaluate."""
 
+    schema_version: int = Field(
+        SCHEMA_VERSION,
+        ge=1,
+        le=SCHEMA_VERSION,
+        strict=True,
+        description=f"spec format version (current {SCHEMA_VERSION}); absent means 1, migrated on load",
+    )
     name: str = Field(pattern=NAME_PATTERN, description="run name (letters, digits, ._-); names the run directory")
     seed: int = Field(0, ge=0, description="seeds training (init order, data order) and generation")
     group: str | None = Field(None, max_length=40, description="study group label (orig, A, B, C, lr, base)")
@@ -117,10 +128,30 @@ class RunSpec(_Section):
     train: TrainSpec | None = Field(None, description="training settings; omit to evaluate the base model")
     eval: EvalSpec = Field(EvalSpec(), description="evaluation settings")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: object) -> object:
+        return migrate(data) if isinstance(data, dict) else data
+
+
+def migrate(raw: dict) -> dict:
+    """An older spec's fields as today's schema reads them; a newer or malformed version is left for
+    the field's own check to refuse (one line naming `schema_version`)."""
+    version = raw.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < SCHEMA_VERSION:
+        return raw
+    for v in range(version, SCHEMA_VERSION):
+        raw = MIGRATIONS[v](raw)
+    return {**raw, "schema_version": SCHEMA_VERSION}
+
 
 def spec_hash(spec: RunSpec) -> str:
-    """sha256 of the spec as sorted-key JSON with defaults filled in."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the spec as sorted-key JSON with defaults filled in.
+
+    `schema_version` says how a file is read, not what runs, so it is left out: a migrated spec
+    hashes like the run it describes."""
+    body = spec.model_dump(mode="json", exclude={"schema_version"})
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

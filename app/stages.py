@@ -7,19 +7,21 @@ env.json and ends by hashing the directory into manifest.json.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import shutil
+from functools import partial
 from pathlib import Path
 
 from app import preempt
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
-from app.custody import PartialLog, seal_existing, seal_json, verify_data, verify_run
+from app.custody import PartialLog, preflight_resume, seal_existing, seal_json, verify_data, verify_run
 from app.data import data_fingerprint, select_train
 from app.errors import UserError
 from app.fingerprint import record_env
+from app.jsonl import read_jsonl
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
+from app.rundirs import find_run_dir, same_run
 from app.spec import RunSpec, dump_spec, spec_hash
 
 
@@ -32,7 +34,9 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
 
     A reopened directory must still match its manifest (exit 1) and its data files data.json
     (exit 2); both are checked before anything is written."""
-    run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec))
+    path = find_run_dir(spec, runs_root)  # may be a directory made under an older spec schema
+    same = partial(same_run, spec=spec)
+    run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec), dir_name=path.name, same=same)
     try:
         verify_run(run)
         if run.file("data.json").is_file():
@@ -123,18 +127,22 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
     if spec.train is None:
         raise UserError(f"{spec.name}: spec has no train section")
     rank = int(os.environ.get("RANK", "0"))
-    run = run or RunDir(Path(runs_root) / run_name(spec))
+    run = run or RunDir(find_run_dir(spec, runs_root))
     if rank == 0 and run.stage_state("train") == "complete":
         raise UserError(f"{run.path}: train stage already complete (a complete run is never overwritten)")
     if rank == 0 and not resume and run.file("train_log.jsonl").is_file():
         raise UserError(f"{run.path}: an earlier train attempt exists; pass --resume to continue it")
+    if rank == 0 and resume:
+        preflight_resume(run, int(os.environ.get("WORLD_SIZE", "1")))
     ctx = run.stage("train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
     with ctx:
         set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
         if rank == 0:
             record_env(run, "train", {"runtime": runtime_record(spec.seed)})
-        model_path = resolve_model(spec.model.id, spec.model.revision)
-        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=spec.model.revision)
+        m = spec.model
+        model_path = resolve_model(m.id, m.revision)
+        trust = m.trust_remote_code  # the same for the tokenizer here and the model in run_training
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=trust)
         examples, dropped = encode_train_set(spec, tokenizer)
         summary = run_training(
             run,
@@ -145,8 +153,8 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
             seed=spec.seed,
             resume=resume,
             progress=progress,
-            trust_remote_code=spec.model.trust_remote_code,
-            revision=spec.model.revision,
+            trust_remote_code=trust,
+            revision=m.revision,
         )
         if rank == 0:
             finish_train(run, spec, model_path, summary, examples, dropped)
@@ -158,7 +166,7 @@ def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, exa
     from app.models import model_source
     from app.plots import training_curves
 
-    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines() if ln]
+    log = read_jsonl(run.file("train_log.jsonl"), torn_tail=False)
     source = model_source(spec.model.id, model_path, spec.model.revision)
     run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
     atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))

@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from app import determinism, preempt
-from app.artifacts import RunDir, atomic_write_bytes
-from app.custody import record_resume, trusted_resume
+from app.artifacts import RunDir, append_bytes, atomic_write_bytes
+from app.custody import read_resume_json, record_resume, trusted_resume
 from app.driver import check_driver
+from app.errors import IntegrityError
+from app.jsonl import read_jsonl
 from app.progress import Reporter
 from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
@@ -122,16 +124,26 @@ def load_resume(run: RunDir, model, optimizer, world: int) -> int:
     pointer = run.file("resume/latest.json")
     if not pointer.is_file():
         return 0
-    latest = json.loads(pointer.read_text())
+    latest = read_resume_json(pointer)
     if not trusted_resume(run, latest, world):
         if int(os.environ.get("RANK", "0")) == 0:  # unverified state is discarded, never trusted later
             shutil.rmtree(run.file("resume"), ignore_errors=True)
         return 0
     src = run.file("resume") / latest["dir"]
-    unwrap(model).load_state_dict(torch.load(src / "model.pt", weights_only=True))
-    optimizer.load_state_dict(torch.load(src / "optimizer.pt", weights_only=True))
-    set_rng_state(json.loads((src / "rng.json").read_text()))  # JSON, never a pickle: resume runs no code
+    unwrap(model).load_state_dict(load_tensors(src / "model.pt"))
+    optimizer.load_state_dict(load_tensors(src / "optimizer.pt"))
+    set_rng_state(read_resume_json(src / "rng.json"))  # JSON, never a pickle: resume runs no code
     return int(latest["step"])
+
+
+def load_tensors(path: Path) -> dict:
+    """A torch.save'd state dict, unpickled only as tensors and plain containers (weights_only=True):
+    a crafted file is refused before any of its code runs, with one line naming it."""
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as exc:  # UnpicklingError, a torn zip, a missing file: all mean "do not resume from it"
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise IntegrityError(f"{path}: not a plain tensor file, refusing to resume from it ({why[:160]})") from None
 
 
 def pad_id(tokenizer) -> int:
@@ -177,8 +189,8 @@ def truncate_log(path: Path, before_step: int) -> None:
     """Keep only log lines of steps already covered by the resumable checkpoint."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < before_step]
-    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
+    keep = [r for r in read_jsonl(path, torn_tail=True) if r["step"] < before_step]  # a torn tail is dropped
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
 def fault_injection(step: int) -> None:
@@ -343,8 +355,7 @@ def run_training(
             time.time() - t0,
         )
         if rank == 0:
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_bytes(log_path, (json.dumps(record) + "\n").encode())
             if opts.save_every and (step + 1) % opts.save_every == 0 and step + 1 < total_steps:
                 save_resume(run, step + 1, model, optimizer)
                 record_resume(run, step + 1, world, global_batch)

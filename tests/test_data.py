@@ -1,9 +1,12 @@
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from app.data import data_fingerprint, load_split, nested_indices, parse_gold, read_jsonl, select_train
 from app.errors import UserError
+from tests.helpers import repro
 
 
 @pytest.mark.parametrize(
@@ -71,3 +74,49 @@ def test_repro_data_cli_on_real_gsm8k(real_gsm8k, tmp_path):
     assert out.returncode == 0, out.stderr
     fp = json.loads(out.stdout)
     assert fp["train_size"] == 7473 and fp["eval_size"] == 1319
+
+
+def _gsm8k_dir(root: Path, train_text: str) -> Path:
+    """A data directory whose test split is fine and whose train split is `train_text`."""
+    good = json.dumps({"question": "q?", "answer": "x\n#### 3"})
+    root.mkdir()
+    (root / "test.jsonl").write_text(good + "\n")
+    (root / "train.jsonl").write_text(train_text)
+    return root
+
+
+def _validate(tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    spec = tmp_path / f"{data_dir.name}.json"
+    spec.write_text(
+        json.dumps({"name": "x", "data": {"source": str(data_dir), "train_size": 1}, "train": {"epochs": 1}})
+    )
+    return repro("validate", str(spec))
+
+
+@pytest.mark.parametrize(
+    "text, line, needle",
+    [
+        ("{good}\n\n{good}\n", 2, "blank line"),
+        ("{good}\n{good}\n{{oops\n", 3, "invalid JSON"),
+        ('{good}\n{{"question": "q"}}\n', 2, "'answer'"),
+        ("{good}\n[1]\n", 2, "expected a JSON object"),
+    ],
+)
+def test_validate_and_loader_agree_on_bad_rows(tmp_path, text, line, needle):
+    """The loader and `repro validate` refuse the same row with the same file:line message."""
+    good = json.dumps({"question": "q?", "answer": "x\n#### 3"})
+    data_dir = _gsm8k_dir(tmp_path / "bad", text.format(good=good))
+    with pytest.raises(UserError, match=f"{data_dir / 'train.jsonl'}:{line}: .*{needle}") as exc:
+        load_split(str(data_dir), "train")
+    out = _validate(tmp_path, data_dir)
+    assert out.returncode == 2
+    assert str(exc.value) in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+@pytest.mark.parametrize("text", ["{good}\n{good}\n", "{good}\n{good}"])  # with and without the final newline
+def test_validate_and_loader_agree_on_good_rows(tmp_path, text):
+    good = json.dumps({"question": "q?", "answer": "x\n#### 3"})
+    data_dir = _gsm8k_dir(tmp_path / "good", text.format(good=good))
+    assert [r.id for r in load_split(str(data_dir), "train")] == ["train-00000", "train-00001"]
+    out = _validate(tmp_path, data_dir)
+    assert out.returncode == 0 and out.stdout.startswith("OK "), out.stderr

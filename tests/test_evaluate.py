@@ -147,3 +147,30 @@ def test_run_trains_then_evaluates_then_audits_clean(tiny_spec, tmp_path):
     assert set(json.loads(run.file("env.json").read_text())) == {"train", "eval"}
     out = repro("audit", str(run.path))
     assert out.returncode == 0 and "AUDIT OK" in out.stdout
+
+
+def test_resume_refuses_a_corrupt_middle_prediction(base_spec, tmp_path):
+    """A damaged line inside the prefix the manifest vouches for stops the eval before it writes anything;
+    vouched for by a forged manifest, it is an error naming file:line (never a silently smaller n)."""
+    from app.errors import IntegrityError, UserError
+    from tests.test_symlinks import snapshot
+
+    spec = load_spec(base_spec)
+    whole, _ = eval_stage(spec, tmp_path / "whole", progress=False)
+    lines = whole.file("predictions.jsonl").read_text().splitlines(keepends=True)
+    first = run_stages_dir(spec, tmp_path / "cut")
+    first.mkdir(parents=True)
+    for name in ("spec.json", "data.json"):
+        seal_write(RunDir(first), name, whole.file(name).read_bytes())
+    pred = first / "predictions.jsonl"
+    pred.write_text("".join(lines[:4]))
+    record_partial(RunDir(first), "predictions.jsonl")
+    pred.write_text(lines[0] + lines[1][:25] + "\n" + "".join(lines[2:4]))
+    before = snapshot(first)
+    with pytest.raises(IntegrityError, match=f"^{pred}: its first .* bytes differ from manifest.json"):
+        eval_stage(spec, tmp_path / "cut", progress=False)
+    assert {k: v for k, v in snapshot(first).items() if k != ".lock"} == before
+    record_partial(RunDir(first), "predictions.jsonl")  # a forged manifest now vouches for the damage
+    with pytest.raises(UserError, match=f"^{pred}:2: invalid JSON"):
+        eval_stage(spec, tmp_path / "cut", progress=False)
+    assert pred.read_text().splitlines()[1] == lines[1][:25]

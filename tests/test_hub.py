@@ -150,8 +150,8 @@ def test_a_stage_without_the_fetch_or_with_a_changed_file_refuses_naming_repro_f
 def test_both_images_run_with_the_hub_off_and_read_the_fetched_cache(dockerfile):
     from dockerfile_parse import DockerfileParser
 
-    parser = DockerfileParser()
-    parser.content = (Path(__file__).resolve().parent.parent / dockerfile).read_text()
+    # fileobj, not content=: DockerfileParser() with no path writes ./Dockerfile (the tracked one at the repo root)
+    parser = DockerfileParser(fileobj=(Path(__file__).resolve().parent.parent / dockerfile).open("rb"))
     env = parser.envs
     assert env["HF_HUB_OFFLINE"] == "1"
     # repro fetch writes $REPRO_CACHE/hf/hub; huggingface_hub in the image reads $HF_HOME/hub: the same place

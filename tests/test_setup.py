@@ -43,6 +43,19 @@ def test_setup_needs_the_python_the_lock_names():
     assert f"needs Python {needed} " in out.stdout
 
 
+def test_requires_python_agrees_with_the_code_and_the_locks():
+    """tomllib (app/locks.py) needs 3.11; every lock's Python must satisfy requires-python."""
+    import tomllib
+
+    spec = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    minimum = tuple(int(x) for x in re.fullmatch(r">=(\d+)\.(\d+)", spec).groups())
+    assert minimum >= (3, 11), spec
+    for lock in sorted((REPO / "lockfiles").glob("*.txt")):
+        header = lock.read_text().splitlines()[1]
+        locked = tuple(int(x) for x in re.search(r"python (\d+)\.(\d+);", header).groups())
+        assert locked >= minimum, f"{lock.name}: python {locked} < requires-python {spec}"
+
+
 def test_lock_split_puts_only_local_builds_on_the_wheel_index(tmp_path):
     blocks = requirement_blocks(lock_path("dev-cpu").read_text().splitlines())
     pypi, index = split_by_index(lock_path("dev-cpu"), tmp_path)

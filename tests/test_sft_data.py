@@ -43,9 +43,17 @@ def test_answer_only_mask_covers_answer_span_and_eos(tokenizer):
     assert sum(enc.response_mask) > enc.n_supervised
 
 
-def test_full_mask_supervises_everything(tokenizer):
+def test_full_mask_supervises_every_predicted_position(tokenizer):
     enc = encode_example(tokenizer, "ex", PROMPT, TARGET, START, "full")
-    assert enc.labels == enc.input_ids
+    assert enc.labels[0] == IGNORE  # position 0 is never predicted by the shifted loss
+    assert enc.labels[1:] == enc.input_ids[1:]
+    assert enc.n_supervised == len(enc.input_ids) - 1
+
+
+@pytest.mark.parametrize("mode", sorted(MASK_MODES))
+def test_position_zero_is_never_supervised(tokenizer, mode):
+    enc = encode_example(tokenizer, "ex", PROMPT, TARGET, START, mode)
+    assert enc.labels[0] == IGNORE and enc.n_supervised < len(enc.input_ids)
 
 
 def test_spec_offers_exactly_the_mask_table():
