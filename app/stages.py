@@ -88,7 +88,7 @@ def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
     """The spec's stages not yet complete in its run directory, in order (creates nothing).
 
     The image path (`make run` through compose) runs exactly these, as `repro run` does in one process."""
-    path = Path(runs_root) / run_name(spec)
+    path = find_run_dir(spec, Path(runs_root))
     run = RunDir(path) if path.is_dir() else None
     return [s for s in required_stages(spec) if run is None or run.stage_state(s) != "complete"]
 
