@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from app.answer import RATES, STATUSES, answer_position, canonical_gold, grade, think_length
+from app.artifacts import append_bytes
 from app.errors import UserError
 from app.metrics import summarize
 from app.spec import RunSpec
@@ -120,8 +121,7 @@ def generate_missing(gen, prompts: list[dict], pred_path: Path, chunk: int, exis
             for i, o in zip(idxs, outs)
             if i not in existing
         ]
-        with pred_path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r) + "\n" for r in new))
+        append_bytes(pred_path, "".join(json.dumps(r) + "\n" for r in new).encode())
         new_tokens += sum(r["n_tokens"] for r in new)
         if on_chunk:
             on_chunk(new)

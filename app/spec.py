@@ -86,6 +86,9 @@ class TrainSpec(_Section):
     group_by_length: bool = Field(False, description="sort batches by length within chunks (less padding)")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     save_every: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints")
+    save_every_minutes: float | None = Field(
+        30, gt=0, description="also save a resumable checkpoint after this many minutes of training (null: off)"
+    )
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainSpec:
