@@ -89,10 +89,11 @@ def save_resume(run: RunDir, step: int, model, optimizer, world: int, global_bat
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        with writing(tmp):
-            for name, state in (("model.pt", unwrap(model).state_dict()), ("optimizer.pt", optimizer.state_dict())):
-                with (tmp / name).open("wb") as fh:  # a file object: torch.save then keeps the OSError behind a failure
-                    torch.save(state, fh)
+        for name, state in (("model.pt", unwrap(model).state_dict()), ("optimizer.pt", optimizer.state_dict())):
+            # A file object: torch.save then keeps the OSError (ENOSPC, EFBIG) behind its own error.
+            with writing(tmp / name), (tmp / name).open("wb") as fh:
+                torch.save(state, fh)
+        with writing(tmp / "rng.json"):
             (tmp / "rng.json").write_text(json.dumps(rng_state()))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -429,7 +430,7 @@ def save_checkpoint(model, tokenizer, out: Path) -> None:
     model.generation_config.pad_token_id = pad_id(tokenizer)
     model.config.use_cache = True
     try:
-        with writing(tmp):
+        with writing(out):
             model.save_pretrained(tmp, safe_serialization=True)
             add_legacy_rope_keys(tmp / "config.json")
             tokenizer.save_pretrained(tmp)
