@@ -162,5 +162,7 @@ def test_kill_at_eval_point_then_resume_is_identical(world, point):
 def test_points_covered(world):
     """Runs last in this module: every point of train and eval was killed at and recovered from."""
     covered = len(COVERED["train"]) + len(COVERED["eval"])
+    if covered == 0:
+        pytest.skip("the kill tests were not selected")
     print(f"\nfault points covered: {covered} ({len(COVERED['train'])} train + {len(COVERED['eval'])} eval)")
     assert covered == len(TRAIN_POINTS) + len(EVAL_POINTS)
