@@ -43,6 +43,8 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
         else:
             seal_json(run, "data.json", spec_data_fingerprint(spec))
         seal_existing(run, "spec.json")
+        for tmp in run.path.rglob(".*.tmp"):  # temp files of atomic writes a kill interrupted (we hold the lock)
+            tmp.unlink(missing_ok=True)
     except BaseException:
         run.unlock()
         raise
