@@ -11,12 +11,14 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from app.errors import UserError
+from app.errors import UserError, WriteFailed
+from app.faults import file_fault
 from app.preempt import Interrupted
 
 UNHASHED = {"manifest.json", "status.json", ".lock"}
@@ -33,35 +35,92 @@ def _umask() -> int:
     return mask
 
 
+DISK_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EFBIG: "file size limit exceeded",
+    errno.EDQUOT: "disk quota exceeded",
+}
+
+
+def disk_errno(exc: BaseException) -> int | None:
+    """The ENOSPC/EFBIG/EDQUOT behind `exc`, if any (torch.save wraps it; safetensors names it in text)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            return exc.errno
+        for code in DISK_ERRORS:
+            if f"(os error {code})" in str(exc):
+                return code
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a full disk or a file size limit while writing `path` into one line naming it."""
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except Exception as exc:
+        code = disk_errno(exc)
+        if code is None:
+            raise
+        raise WriteFailed(f"{DISK_ERRORS[code]} writing {path}") from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory, fsync, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide artifacts from other users
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with writing(path), os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        file_fault(path, "tmp")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    file_fault(path, "renamed")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append to a log a stage grows; a failed write is cut back, so the file keeps its old bytes.
+
+    Written in two halves, with the fault point `<file>:torn` between them: a kill there leaves
+    the torn last line a resume must cope with. A symlink planted in its place is refused."""
+    with writing(path):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise _link_error(path, exc) from None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, data[: len(data) // 2])
+                file_fault(path, "torn")
+                _write_all(fd, data[len(data) // 2 :])
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    file_fault(path, "appended")
 
 
 def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def append_bytes(path: Path, data: bytes) -> None:
-    """Append to `path` (created if absent), refusing to follow a symlink planted in its place."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        raise _link_error(path, exc) from None
-    with os.fdopen(fd, "ab") as fh:
-        fh.write(data)
 
 
 def _link_error(path: Path, exc: OSError) -> Exception:
@@ -157,21 +216,25 @@ class RunDir:
 
     def lock(self) -> None:
         """Take an exclusive lock for this process (released on exit, even on SIGKILL), then refuse a
-        directory holding a symlink. `.lock` is opened without following a link and never truncated."""
+        directory holding a symlink. `.lock` is opened without following a link and names the holder
+        (pid on host), so a second process can say who has the directory."""
         self.path.mkdir(parents=True, exist_ok=True)
         refuse_symlinks(self.path)  # before creating .lock: a refused directory gains no file
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        # Opened without truncating: until the lock is ours, the file names the current holder.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(self.file(".lock"), flags, 0o666)
         except OSError as exc:
             raise _link_error(self.file(".lock"), exc) from None
-        fh = os.fdopen(fd, "wb")
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.close()
-            raise UserError(f"{self.path}: in use by another process") from None
-        self._lock_fh = fh
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"{self.path}: in use by another process ({holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self._lock_fh = os.fdopen(fd, "w")
         try:
             refuse_symlinks(self.path)  # again under the lock: a link planted meanwhile
         except UserError:
@@ -197,6 +260,10 @@ class RunDir:
         status["state"] = overall_state(status["stages"], required)
         status["updated_at"] = now()
         self.write_json("status.json", status)
+
+    def mark_complete(self, stage: str, required: list[str]) -> None:
+        """Record `stage` complete when its outputs are already sealed in the manifest."""
+        self._set_stage(stage, "complete", required)
 
     def note(self, stage: str, **fields) -> None:
         """Add facts to a stage's status entry (e.g. its total steps, for `repro status`)."""
@@ -229,7 +296,8 @@ class RunDir:
             raise
         except BaseException as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._set_stage(stage, "failed", required, error=f"{type(exc).__name__}: {message}")
+            with contextlib.suppress(OSError, WriteFailed):  # a full disk may refuse this too: keep the first error
+                self._set_stage(stage, "failed", required, error=f"{type(exc).__name__}: {message}")
             raise
         self.update_manifest()
         self._set_stage(stage, "complete", required)

@@ -25,7 +25,7 @@ from app.errors import IntegrityError, UserError
 MANIFEST = "manifest.json"
 # What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.
 STAGE_OUTPUTS = {
-    "train": ("train_log.jsonl", "train_metrics.json", "train_curves.png", "checkpoint/"),
+    "train": ("train_log.jsonl", "train_metrics.json", "train_curves.png", "checkpoint/", "checkpoint.tmp/"),
     "eval": ("predictions.jsonl", "eval_metrics.json"),
 }
 SELF_CHECKED = ("spec.json",)  # open_run compares it byte for byte with the spec being run
@@ -112,6 +112,14 @@ def custody_problems(run: RunDir) -> list[str]:
     unsealed = [rel for rel in current if rel not in manifest["files"] and rel not in omitted]
     problems += [f"{rel}: not in manifest.json" for rel in unsealed if not _may_be_unsealed(rel, open_outputs)]
     return problems
+
+
+def stage_sealed(run: RunDir, stage: str) -> bool:
+    """Whether the manifest already seals every output of `stage` (sealing is the stage's last act
+    before status.json says complete, so a kill in between leaves exactly this)."""
+    sealed = read_manifest(run)["files"]
+    outputs = [p for p in STAGE_OUTPUTS[stage] if not p.endswith(".tmp/")]
+    return all(p in sealed or (p.endswith("/") and any(r.startswith(p) for r in sealed)) for p in outputs)
 
 
 def verify_run(run: RunDir) -> None:

@@ -11,3 +11,7 @@ class IntegrityError(UserError):
     """A run directory's file no longer matches its manifest; the CLI names it and exits 1."""
 
     exit_code = 1
+
+
+class WriteFailed(UserError):
+    """A write ran out of space (or into a file size limit); the message names the file."""

@@ -6,11 +6,15 @@ an fp32 safetensors checkpoint in the cache, with the GGUF's sha256 recorded bes
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import importlib.util
 import json
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.artifacts import sha256_file
@@ -65,16 +69,33 @@ def gguf_sha256(gguf: Path) -> str:
 
 
 def cached_build(kind: str, marker: str, build) -> Path:
-    """cache/<kind>/smollm2-135m-<gguf sha>/, made by `build(gguf, dir)` in a temp dir and renamed in."""
+    """cache/<kind>/smollm2-135m-<gguf sha>/, made by `build(gguf, dir)` in a temp dir and renamed in.
+
+    Processes that find it missing at once (every torchrun rank on a fresh cache) queue on a lock
+    file: the first builds, the others wait and then use its result."""
     gguf = embedded_gguf()
     out = cache_root() / kind / f"{EMBEDDED}-{gguf_sha256(gguf)[:12]}"
-    if not (out / marker).is_file():
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        build(gguf, tmp)
-        os.replace(tmp, out)
+    if (out / marker).is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with build_lock(out.with_name(out.name + ".lock")):
+        if not (out / marker).is_file():  # else built by the process we waited for
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            print(f"building {out}", file=sys.stderr)
+            build(gguf, tmp)
+            shutil.rmtree(out, ignore_errors=True)  # a partial directory left by older code
+            os.replace(tmp, out)
     return out
+
+
+@contextlib.contextmanager
+def build_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path`, waited for (released on exit, even on SIGKILL)."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def embedded_checkpoint() -> Path:

@@ -90,6 +90,9 @@ class TrainSpec(_Section):
     group_by_length: bool = Field(False, description="sort batches by length within chunks (less padding)")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     save_every: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints")
+    save_every_minutes: float | None = Field(
+        30, gt=0, description="also save a resumable checkpoint after this many minutes of training (null: off)"
+    )
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainSpec:
@@ -148,9 +151,10 @@ def migrate(raw: dict) -> dict:
 def spec_hash(spec: RunSpec) -> str:
     """sha256 of the spec as sorted-key JSON with defaults filled in.
 
-    `schema_version` says how a file is read, not what runs, so it is left out: a migrated spec
-    hashes like the run it describes."""
-    body = spec.model_dump(mode="json", exclude={"schema_version"})
+    Left out: `schema_version` (how a file is read, not what runs: a migrated spec hashes like the
+    run it describes) and `train.save_every_minutes` (when wall time triggers a resumable save; the
+    run's bytes are the same whatever it is, and adding it renamed no existing run)."""
+    body = spec.model_dump(mode="json", exclude={"schema_version": True, "train": {"save_every_minutes"}})
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from app import preempt
 from app.artifacts import RunDir, atomic_write_bytes, open_run, run_dir_name
-from app.custody import PartialLog, preflight_resume, seal_existing, seal_json, verify_data, verify_run
+from app.custody import PartialLog, preflight_resume, seal_existing, seal_json, stage_sealed, verify_data, verify_run
 from app.data import data_fingerprint, select_train
 from app.errors import UserError
+from app.faults import fault
 from app.fingerprint import record_env
 from app.jsonl import read_jsonl
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
@@ -46,6 +47,8 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
         else:
             seal_json(run, "data.json", spec_data_fingerprint(spec))
         seal_existing(run, "spec.json")
+        for tmp in run.path.rglob(".*.tmp"):  # temp files of atomic writes a kill interrupted (we hold the lock)
+            tmp.unlink(missing_ok=True)
     except BaseException:
         run.unlock()
         raise
@@ -94,23 +97,37 @@ def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
 
 
 def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
-    """Train (resuming) if needed, then evaluate if needed."""
+    """Train (resuming) if needed, then evaluate if needed, holding the run's lock throughout."""
     single_process("repro run (its eval stage)")
     run = open_spec_run(spec, runs_root)
-    train_state, eval_state = run.stage_state("train"), run.stage_state("eval")
-    run.unlock()
-    if spec.train is not None and train_state != "complete":
-        train_stage(spec, runs_root, resume=True, progress=progress)
-        preempt.check()  # a stop asked for during the last step: do not start the eval
-    if eval_state != "complete":
-        eval_stage(spec, runs_root, progress=progress)
+    try:
+        if spec.train is not None and not stage_done(run, "train", spec):
+            _train_stage(spec, runs_root, run, resume=True, progress=progress)
+            preempt.check()  # a stop asked for during the last step: do not start the eval
+        if not stage_done(run, "eval", spec):
+            _eval_stage(spec, run, progress)
+    finally:
+        run.unlock()
     return run
+
+
+def stage_done(run: RunDir, stage: str, spec: RunSpec) -> bool:
+    """Whether `stage` is complete; a kill after it sealed its outputs but before status.json said
+    so is finished here (its outputs were verified against the manifest when the run was opened)."""
+    if run.stage_state(stage) == "complete":
+        return True
+    if stage_sealed(run, stage):
+        run.mark_complete(stage, required_stages(spec))
+        return True
+    return False
 
 
 def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: bool = True) -> RunDir:
     """Train the spec's model on its subset; writes checkpoint/ and the training logs."""
     run = open_spec_run(spec, runs_root) if int(os.environ.get("RANK", "0")) == 0 else None
     try:
+        if run is not None and resume and run.stage_state("train") != "complete" and stage_done(run, "train", spec):
+            return run  # only status.json was behind: nothing left to train
         return _train_stage(spec, runs_root, run, resume, progress)
     finally:
         if run is not None:
@@ -171,6 +188,7 @@ def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, exa
     run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
     atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))
     shutil.rmtree(run.file("resume"), ignore_errors=True)
+    fault("resume:removed")
 
 
 def run_name(spec: RunSpec) -> str:
@@ -217,6 +235,8 @@ def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[R
     single_process("eval")
     run = open_spec_run(spec, runs_root)
     try:
+        if run.stage_state("eval") != "complete" and stage_done(run, "eval", spec):
+            return run, run.read_json("eval_metrics.json")  # only status.json was behind
         return _eval_stage(spec, run, progress)
     finally:
         run.unlock()

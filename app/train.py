@@ -13,7 +13,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,10 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from app import determinism, preempt
-from app.artifacts import RunDir, append_bytes, atomic_write_bytes
-from app.custody import read_resume_json, record_resume, trusted_resume
+from app.artifacts import RunDir, append_bytes, atomic_write_bytes, writing
+from app.custody import read_manifest, read_resume_json, record_resume, trusted_resume
 from app.driver import check_driver
 from app.errors import IntegrityError
+from app.faults import fault
 from app.jsonl import read_jsonl
 from app.progress import Reporter
 from app.schedule import lr_at, warmup_steps
@@ -83,20 +83,34 @@ def padded_tokens(lengths: list[int], micro_batches: list[list[int]]) -> int:
     return sum(len(mb) * max(lengths[i] for i in mb) for mb in micro_batches if mb)
 
 
-def save_resume(run: RunDir, step: int, model, optimizer) -> None:
-    """Write a resumable checkpoint for `step` (next step to run), then point `latest` at it."""
+def save_resume(run: RunDir, step: int, model, optimizer, world: int, global_batch: int) -> None:
+    """Write a resumable checkpoint for `step` (next step to run), point `latest` at it, record it in
+    the manifest, then prune older ones. Every prefix of this sequence resumes (see load_resume)."""
     target = run.file(f"resume/step-{step:06d}")
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save(unwrap(model).state_dict(), tmp / "model.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "rng.json").write_text(json.dumps(rng_state()))
+    try:
+        for name, state in (("model.pt", unwrap(model).state_dict()), ("optimizer.pt", optimizer.state_dict())):
+            # A file object: torch.save then keeps the OSError (ENOSPC, EFBIG) behind its own error.
+            with writing(tmp / name), (tmp / name).open("wb") as fh:
+                torch.save(state, fh)
+        with writing(tmp / "rng.json"):
+            (tmp / "rng.json").write_text(json.dumps(rng_state()))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fault("resume:tmp")
+    shutil.rmtree(target, ignore_errors=True)  # left by a kill before it was recorded: never trusted, replace it
     os.replace(tmp, target)
+    fault("resume:renamed")
     atomic_write_bytes(run.file("resume/latest.json"), json.dumps({"step": step, "dir": target.name}).encode())
+    record_resume(run, step, world, global_batch)
+    fault("resume:recorded")
     for old in run.file("resume").glob("step-*"):
         if old.name != target.name:
             shutil.rmtree(old, ignore_errors=True)
+    fault("resume:pruned")
 
 
 def rng_state() -> dict:
@@ -119,21 +133,32 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
-def load_resume(run: RunDir, model, optimizer, world: int) -> int:
-    """Restore the latest resumable checkpoint the manifest vouches for; returns the step to continue from."""
+def resume_pointer(run: RunDir) -> dict | None:
+    """Which resumable checkpoint to continue from: the one manifest.json vouches for while it is on disk
+    (a kill after `latest.json` moved on but before the manifest did leaves `latest` one save ahead),
+    else `latest.json` (which trusted_resume then refuses to trust), else none."""
+    record = read_manifest(run).get("resume")
+    if record is not None and (run.file("resume") / record["dir"]).is_dir():
+        return {"step": record["step"], "dir": record["dir"]}
     pointer = run.file("resume/latest.json")
-    if not pointer.is_file():
-        return 0
-    latest = read_resume_json(pointer)
+    return read_resume_json(pointer) if pointer.is_file() else None
+
+
+def load_resume(run: RunDir, model, optimizer, world: int) -> tuple[int, int]:
+    """Restore the latest resumable checkpoint the manifest vouches for; returns the step to continue
+    from and the bytes of train_log.jsonl it covers (0, 0: start over)."""
+    latest = resume_pointer(run)
+    if latest is None:
+        return 0, 0
     if not trusted_resume(run, latest, world):
         if int(os.environ.get("RANK", "0")) == 0:  # unverified state is discarded, never trusted later
             shutil.rmtree(run.file("resume"), ignore_errors=True)
-        return 0
+        return 0, 0
     src = run.file("resume") / latest["dir"]
     unwrap(model).load_state_dict(load_tensors(src / "model.pt"))
     optimizer.load_state_dict(load_tensors(src / "optimizer.pt"))
     set_rng_state(read_resume_json(src / "rng.json"))  # JSON, never a pickle: resume runs no code
-    return int(latest["step"])
+    return int(latest["step"]), read_manifest(run)["resume"]["log"]["bytes"]
 
 
 def load_tensors(path: Path) -> dict:
@@ -164,8 +189,7 @@ def stop_requested(world: int, device: torch.device) -> bool:
 def stop_at(run: RunDir, rank: int, world: int, step: int, total: int, model, optimizer, global_batch: int) -> None:
     """Save a resumable checkpoint for `step` and raise Interrupted: a rerun continues from here."""
     if rank == 0:
-        save_resume(run, step, model, optimizer)
-        record_resume(run, step, world, global_batch)
+        save_resume(run, step, model, optimizer, world, global_batch)
     if world > 1:
         torch.distributed.barrier()
     raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}")
@@ -193,11 +217,32 @@ def truncate_log(path: Path, before_step: int) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
-def fault_injection(step: int) -> None:
-    """Test hook: REPRO_KILL_AFTER_STEP=N sends SIGKILL to this process after step N."""
-    target = os.environ.get("REPRO_KILL_AFTER_STEP")
-    if target is not None and step == int(target):
-        os.kill(os.getpid(), signal.SIGKILL)
+def cut_log(path: Path, nbytes: int) -> None:
+    """Cut the log back to the prefix the resumable checkpoint covers (manifest-verified): lines of
+    steps that will run again, and a line torn by a kill, go."""
+    if path.is_file() and path.stat().st_size != nbytes:
+        with path.open("rb") as fh:
+            atomic_write_bytes(path, fh.read(nbytes))
+
+
+class SaveClock:
+    """When to write a resumable checkpoint: every `every` steps and every `minutes` of wall time.
+
+    Only rank 0 writes resume state and only rank 0 asks, so ranks need not agree on the moment;
+    what is saved at a step boundary is the same whichever step it lands on."""
+
+    def __init__(self, every: int | None, minutes: float | None):
+        self.every, self.seconds = every, minutes * 60 if minutes else None
+        self.last = time.monotonic()
+
+    def due(self, next_step: int, total: int) -> bool:
+        if next_step >= total:
+            return False  # the final checkpoint follows
+        by_steps = bool(self.every) and next_step % self.every == 0
+        by_time = self.seconds is not None and time.monotonic() - self.last >= self.seconds
+        if by_steps or by_time:
+            self.last = time.monotonic()
+        return by_steps or by_time
 
 
 def load_model(
@@ -319,11 +364,13 @@ def run_training(
     global_batch = opts.micro_batch_size * opts.grad_accum * world
     group = global_batch * GROUP_FACTOR if opts.group_by_length else None
     total_steps = plan_steps(lengths, global_batch, seed, group, opts.epochs, opts.max_steps, opts.max_tokens)
-    start = load_resume(run, model, optimizer, world) if resume else 0
+    start, log_bytes = load_resume(run, model, optimizer, world) if resume else (0, 0)
     log_path = run.file("train_log.jsonl")
     if rank == 0:
+        cut_log(log_path, log_bytes)
         truncate_log(log_path, start)
         run.note("train", total_steps=total_steps)
+    clock = SaveClock(opts.save_every, opts.save_every_minutes)
 
     t0, sum_tokens = time.time(), 0
     bar = Reporter("train", total_steps, start, enabled=progress and rank == 0)
@@ -356,11 +403,10 @@ def run_training(
         )
         if rank == 0:
             append_bytes(log_path, (json.dumps(record) + "\n").encode())
-            if opts.save_every and (step + 1) % opts.save_every == 0 and step + 1 < total_steps:
-                save_resume(run, step + 1, model, optimizer)
-                record_resume(run, step + 1, world, global_batch)
+            if clock.due(step + 1, total_steps):
+                save_resume(run, step + 1, model, optimizer, world, global_batch)
             bar.update(step + 1, sum_tokens, f"loss {loss:.4f} lr {lr_now:.2e} gn {grad_norm:.2f}")
-        fault_injection(step)
+        fault("train.step")
         if stop_requested(world, device) and step + 1 < total_steps:
             stop_at(run, rank, world, step + 1, total_steps, model, optimizer, global_batch)
     bar.close()
@@ -395,11 +441,18 @@ def save_checkpoint(model, tokenizer, out: Path) -> None:
     model.generation_config.eos_token_id = eos[0] if len(eos) == 1 else eos
     model.generation_config.pad_token_id = pad_id(tokenizer)
     model.config.use_cache = True
-    model.save_pretrained(tmp, safe_serialization=True)
-    add_legacy_rope_keys(tmp / "config.json")
-    tokenizer.save_pretrained(tmp)
+    try:
+        with writing(out):
+            model.save_pretrained(tmp, safe_serialization=True)
+            add_legacy_rope_keys(tmp / "config.json")
+            tokenizer.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves nothing half-written behind
+        raise
+    fault("checkpoint:tmp")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+    fault("checkpoint:renamed")
 
 
 def add_legacy_rope_keys(path: Path) -> None:

@@ -99,7 +99,7 @@ def test_resume_after_sigkill_reaches_identical_weights(tiny_spec, tmp_path):
     whole = repro("train", spec, "--runs-dir", str(tmp_path / "whole"), "--no-progress")
     assert whole.returncode == 0, whole.stderr
     killed = repro(
-        "train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress", env={"REPRO_KILL_AFTER_STEP": "4"}
+        "train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress", env={"REPRO_FAULT": "train.step:4"}
     )
     assert killed.returncode == -9
     cut_dir = next((tmp_path / "cut").iterdir())
