@@ -36,6 +36,17 @@ esac
 COMPOSE_BIN=$($BIN/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
 COMPOSE=("$COMPOSE_BIN" -f compose.yaml "${OVERRIDE[@]}")
 
+ubuntu_sources() {
+    local host suites
+    for host in archive security; do
+        suites="noble noble-updates noble-backports"
+        [ $host = security ] && suites=noble-security
+        printf 'Types: deb\nURIs: http://%s.ubuntu.com/ubuntu/\nSuites: %s\n' $host "$suites"
+        printf 'Components: main universe restricted multiverse\n'
+        printf 'Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n\n'
+    done
+}
+
 # Ubuntu 24.04 minbase, as close to Docker Hub's ubuntu:24.04 as debootstrap gets (no Python).
 make_base() {
     if ! docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
@@ -47,8 +58,9 @@ make_base() {
         # Older debootstrap releases lack a "noble" script; every Ubuntu release uses "gutsy".
         debootstrap --variant=minbase --keyring="$WORK/keyring/usr/share/keyrings/ubuntu-archive-keyring.gpg" \
             noble "$WORK/rootfs" "$UBUNTU" /usr/share/debootstrap/scripts/gutsy >"$WORK/debootstrap.log" 2>&1
-        printf 'deb %s noble%s main\n' "$UBUNTU" "" "$UBUNTU" -updates "$UBUNTU" -security \
-            >"$WORK/rootfs/etc/apt/sources.list"
+        # The apt sources of Docker Hub's ubuntu:24.04 (python3-venv is in universe).
+        rm "$WORK/rootfs/etc/apt/sources.list"
+        ubuntu_sources >"$WORK/rootfs/etc/apt/sources.list.d/ubuntu.sources"
     fi
     import_pinned "$BASE_TAG" "$WORK/rootfs"
 }
