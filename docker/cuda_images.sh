@@ -156,11 +156,10 @@ main() {
         rm -rf "$WORK/wheels"
     fi
     $BIN/python -c 'import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
 print("| image | wheels | download | build | image size |\n|---|---|---|---|---|")
-for r in rows:
-    print(f"| `{r[\"image\"]}` | {r[\"wheels\"]} | {r[\"download_bytes\"] / 1e9:.2f} GB in {r[\"download_s\"]} s"
-          f" | {r[\"build_s\"]} s | {r[\"image_bytes\"] / 1e9:.2f} GB |")' "$out"
+for r in map(json.loads, open(sys.argv[1])):
+    print("| `{image}` | {wheels} | {dl:.2f} GB in {download_s} s | {build_s} s | {size:.2f} GB |".format(
+        **r, dl=r["download_bytes"] / 1e9, size=r["image_bytes"] / 1e9))' "$out"
 }
 
 main "$@"
