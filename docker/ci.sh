@@ -15,51 +15,16 @@ COMPOSE_BIN=$($BIN/python -c 'import compose, os; print(os.path.join(os.path.dir
 COMPOSE=("$COMPOSE_BIN" -f compose.yaml -f compose.cpu.yaml)
 WORK=${REPRO_DOCKER_WORK:-/tmp/repro-docker-ci}
 BASE_TAG=repro-base:bookworm-numa
-REGISTRY=127.0.0.1:5000
-DOCKERD_PID="" REGISTRY_PID="" HUB_PID=""
-export DOCKER_BUILDKIT=1
+LOG_TAG=docker-ci
+HUB_PID=""
+# shellcheck source=docker/lib.sh
+. docker/lib.sh
 
-log() { echo "docker-ci: $*" >&2; }
 cleanup() {
     if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; fi
-    if [ -n "$REGISTRY_PID" ]; then kill "$REGISTRY_PID" 2>/dev/null || true; fi
-    if [ -n "$DOCKERD_PID" ]; then
-        log "stopping dockerd (pid $DOCKERD_PID)"
-        kill "$DOCKERD_PID" 2>/dev/null || true
-        wait "$DOCKERD_PID" 2>/dev/null || true
-    fi
+    stop_services
 }
 trap cleanup EXIT
-
-install_tools() {
-    local missing=()
-    command -v dockerd >/dev/null || missing+=(docker.io)
-    command -v debootstrap >/dev/null || missing+=(debootstrap)
-    command -v docker-registry >/dev/null || missing+=(docker-registry)
-    command -v docker-init >/dev/null || missing+=(tini)  # compose's `init: true`: signals reach repro
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing ${missing[*]}"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
-
-start_engine() {
-    if docker info >/dev/null 2>&1; then log "using the running engine"; return; fi
-    dockerd --bridge=none --iptables=false --ip-masq=false --ip-forward=false >"$WORK/dockerd.log" 2>&1 &
-    DOCKERD_PID=$!
-    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-    docker info >/dev/null 2>&1 || { log "dockerd did not start"; tail -20 "$WORK/dockerd.log"; exit 1; }
-    log "started dockerd (pid $DOCKERD_PID)"
-}
-
-start_registry() {
-    if curl -sf "http://$REGISTRY/v2/" >/dev/null 2>&1; then return; fi
-    mkdir -p /tmp/repro-registry
-    docker-registry serve docker/registry.yml >"$WORK/registry.log" 2>&1 &
-    REGISTRY_PID=$!
-    for _ in $(seq 30); do curl -sf "http://$REGISTRY/v2/" >/dev/null 2>&1 && return; sleep 1; done
-    log "registry did not start"; exit 1
-}
 
 make_base() {
     if ! docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
@@ -67,11 +32,8 @@ make_base() {
         rm -rf "$WORK/rootfs"
         debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,libnuma1 \
             bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1
-        tar -C "$WORK/rootfs" -c . | docker import - "$BASE_TAG" >/dev/null
     fi
-    docker tag "$BASE_TAG" "$REGISTRY/$BASE_TAG"
-    docker push -q "$REGISTRY/$BASE_TAG" >/dev/null
-    docker image inspect -f '{{index .RepoDigests 0}}' "$REGISTRY/$BASE_TAG"
+    import_pinned "$BASE_TAG" "$WORK/rootfs"
 }
 
 hub_scenario() {

@@ -40,7 +40,7 @@ def cut_run(tmp_path_factory, tiny_model_dir, mini_gsm8k) -> tuple[Path, Path]:
             }
         )
     )
-    kill = {"REPRO_KILL_AFTER_STEP": "2"}
+    kill = {"REPRO_FAULT": "train.step:3"}  # after step index 2
     killed = repro("train", str(spec), "--runs-dir", str(root / "runs"), "--no-progress", env=kill)
     assert killed.returncode == -9, killed.stderr
     (run,) = (root / "runs").iterdir()
