@@ -153,7 +153,7 @@ def test_resume_refuses_a_corrupt_middle_prediction(base_spec, tmp_path):
     """A damaged line inside the prefix the manifest vouches for stops the eval before it writes anything;
     vouched for by a forged manifest, it is an error naming file:line (never a silently smaller n)."""
     from app.errors import IntegrityError, UserError
-    from tests.test_symlinks import snapshot
+    from tests.helpers import snapshot
 
     spec = load_spec(base_spec)
     whole, _ = eval_stage(spec, tmp_path / "whole", progress=False)

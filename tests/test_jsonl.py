@@ -75,8 +75,8 @@ def test_commands_refuse_a_corrupt_middle_prediction_and_change_nothing(tmp_path
     """A complete run's predictions.jsonl with a damaged line 2: one error naming file:2, no file changes."""
     import shutil
 
-    from tests.helpers import repro
-    from tests.test_symlinks import FIXTURE, RUN, snapshot
+    from tests.helpers import repro, snapshot
+    from tests.test_symlinks import FIXTURE, RUN
 
     run = tmp_path / RUN
     shutil.copytree(FIXTURE / RUN, run)

@@ -15,14 +15,7 @@ from app.errors import IntegrityError, UserError
 from app.fingerprint import fingerprint, latest_env, lock_pins, lock_problems, record_env, strict_problems
 from app.spec import load_spec
 from app.stages import open_spec_run, train_stage
-from tests.helpers import repro
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under root (status, manifest and lock included) with its bytes; the lock's bytes
-    name whichever process took it last, so only its presence counts."""
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-    return {rel: b"" if rel.endswith(".lock") else data for rel, data in files.items()}
+from tests.helpers import repro, snapshot
 
 
 def flip_byte(path: Path, at: int = 100) -> None:

@@ -10,8 +10,7 @@ import torch
 from app.artifacts import RunDir
 from app.custody import record_resume
 from app.errors import IntegrityError
-from tests.helpers import repro
-from tests.test_symlinks import snapshot
+from tests.helpers import repro, snapshot
 
 
 class Payload:

@@ -1,6 +1,5 @@
 """Symlinks in a run directory: never followed on open, refused by every stage, reported by audit."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -8,23 +7,10 @@ import pytest
 
 from app.artifacts import RunDir, append_bytes, open_run, symlinks_in
 from app.errors import UserError
-from tests.helpers import repro
+from tests.helpers import repro, snapshot
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "old_run"
 RUN = "old_tiny-40935497"
-
-
-def snapshot(root: Path) -> dict[str, bytes | str]:
-    """Every entry under root: file bytes, or a link's target (links are not followed)."""
-    out: dict[str, bytes | str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath, name)
-            if p.is_symlink():
-                out[str(p.relative_to(root))] = os.readlink(p)
-            elif p.is_file():
-                out[str(p.relative_to(root))] = p.read_bytes()
-    return out
 
 
 @pytest.fixture
