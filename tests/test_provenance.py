@@ -127,7 +127,11 @@ def test_resume_state_is_verified_and_attempts_are_kept(tiny_spec, tmp_path):
     manifest = read_manifest(unrecorded)
     manifest.pop("resume")
     unrecorded.write_json("manifest.json", manifest)
-    restarted = train_stage(spec, tmp_path / "d", resume=True, progress=False)
+    # In a fresh process, like the run it is compared with: in-process numerics can differ in the last
+    # bit once earlier tests in this process have resized torch's thread pool.
+    out = repro("train", str(spec_path), "--runs-dir", str(tmp_path / "d"), "--no-progress", "--resume")
+    assert out.returncode == 0 and "restarting from step 0" in out.stderr, out.stderr
+    restarted = unrecorded
     assert json.loads(restarted.file("train_metrics.json").read_text())["resumed_from_step"] == 0
     resumed = repro("train", str(spec_path), "--runs-dir", str(tmp_path / "a"), "--no-progress", "--resume")
     assert resumed.returncode == 0, resumed.stderr
