@@ -54,18 +54,19 @@ hub_scenario() {
     $BIN/python docker/check_hub_run.py "$runs"/docker_base_cpu-* "$WORK/hub.log" "$model"
 }
 
-# An eval killed (SIGKILL) after its first chunk of predictions, then `make run`: repro pending
-# lists only `eval` for the trained run, and the eval image resumes at the second chunk.
+# An eval killed (SIGKILL) right after appending its second (last) chunk of predictions, before the
+# manifest vouched for it; then `make run`: repro pending lists only `eval` for the trained run, and
+# the eval image keeps the recorded first chunk and generates the second again.
 resumed_eval() {
     local runs=$1
-    log "compose run eval, killed after its first chunk of predictions"
-    if "${COMPOSE[@]}" run --rm -T -e REPRO_FAULT=predictions.jsonl:appended:1 eval; then
+    log "compose run eval, killed after appending its second chunk of predictions"
+    if "${COMPOSE[@]}" run --rm -T -e REPRO_FAULT=predictions.jsonl:appended:2 eval; then
         log "FAIL: the armed eval finished"; exit 1
     fi
     local run=("$runs"/docker_tiny_cpu-*)
-    [ "$(wc -l <"${run[0]}/predictions.jsonl")" = 2 ] || { log "FAIL: expected 2 predictions after the kill"; exit 1; }
+    [ "$(wc -l <"${run[0]}/predictions.jsonl")" = 4 ] || { log "FAIL: expected 4 predictions after the kill"; exit 1; }
     [ "$($BIN/repro pending "$SPEC" --runs-dir "$runs")" = eval ] || { log "FAIL: pending is not just eval"; exit 1; }
-    log "make run SPEC=$SPEC: resumes the eval in its image"
+    log "make run SPEC=$SPEC: resumes the eval in its image from the recorded chunk"
     PYTHONPATH="$PWD" make -o "$(dirname "$BIN")/.installed" run SPEC="$SPEC" | tee "$WORK/resume.log"
     grep -q "stage eval in repro-eval" "$WORK/resume.log" && ! grep -q "stage train" "$WORK/resume.log" \
         || { log "FAIL: make run did not run just the eval"; exit 1; }
