@@ -120,6 +120,6 @@ def test_make_n_run_shows_the_intended_commands():
     assert out.returncode == 0
     assert "repro run specs/B_1024.json --runs-dir runs" in out.stdout
     assert "repro fetch specs/B_1024.json" in out.stdout  # fetched before either path runs a stage
-    assert "run --rm train" in out.stdout and "run --rm eval" in out.stdout and "compose.yaml" in out.stdout
+    assert "docker/run.sh" in out.stdout and "compose.yaml" in out.stdout  # the image path: repro pending's stages
     images = subprocess.run(["make", "-n", "images"], capture_output=True, text=True, cwd=REPO)
     assert "build train eval" in images.stdout
