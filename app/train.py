@@ -27,7 +27,6 @@ from app.custody import read_manifest, read_resume_json, record_resume, trusted_
 from app.driver import check_driver
 from app.errors import IntegrityError
 from app.faults import fault
-from app.jsonl import read_jsonl
 from app.progress import Reporter
 from app.schedule import lr_at, warmup_steps
 from app.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
@@ -209,14 +208,6 @@ def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, foreach=False)
 
 
-def truncate_log(path: Path, before_step: int) -> None:
-    """Keep only log lines of steps already covered by the resumable checkpoint."""
-    if not path.is_file():
-        return
-    keep = [r for r in read_jsonl(path, torn_tail=True) if r["step"] < before_step]  # a torn tail is dropped
-    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
-
-
 def cut_log(path: Path, nbytes: int) -> None:
     """Cut the log back to the prefix the resumable checkpoint covers (manifest-verified): lines of
     steps that will run again, and a line torn by a kill, go."""
@@ -367,8 +358,7 @@ def run_training(
     start, log_bytes = load_resume(run, model, optimizer, world) if resume else (0, 0)
     log_path = run.file("train_log.jsonl")
     if rank == 0:
-        cut_log(log_path, log_bytes)
-        truncate_log(log_path, start)
+        cut_log(log_path, log_bytes)  # also drops a line torn by a kill
         run.note("train", total_steps=total_steps)
     clock = SaveClock(opts.save_every, opts.save_every_minutes)
 
