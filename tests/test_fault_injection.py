@@ -28,6 +28,8 @@ from app.stages import eval_stage, run_name, train_stage
 from tests.conftest import write_spec
 
 # After the last step: the log is one line past step 2's resumable save, so a resume cuts it back.
+pytestmark = pytest.mark.faults  # make test-faults: minutes, its own tier
+
 KILL_STEP = "train.step:3"
 
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from app import preempt
 from app.artifacts import sha256_file
 from tests.helpers import REPO, repro
@@ -18,6 +20,7 @@ def log_lines(runs: Path) -> int:
     return len(logs[0].read_text().splitlines()) if logs else 0
 
 
+@pytest.mark.faults
 def test_sigterm_checkpoints_exits_3_and_resume_is_byte_identical(tiny_spec, tmp_path):
     spec = str(tiny_spec(name="pre", train={"max_steps": 8, "micro_batch_size": 1, "grad_accum": 1}))
     cut = tmp_path / "cut"

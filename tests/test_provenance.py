@@ -102,6 +102,7 @@ def test_seal_write_survives_a_kill_between_manifest_and_file(tmp_path, monkeypa
     assert custody_problems(run) == ["env.json: sha256 differs from manifest.json"]
 
 
+@pytest.mark.faults
 def test_resume_state_is_verified_and_attempts_are_kept(tiny_spec, tmp_path):
     spec_path = tiny_spec(name="resume", train={"max_steps": 6, "save_every": 2})
     killed = repro(
