@@ -1,0 +1,114 @@
+"""One rule for every path a run directory, manifest, spec `run:` reference or hub record names.
+
+Such a path comes from a stranger's bundle, so it is accepted only as a relative POSIX path (no
+absolute root, no `..`, `.` or empty segment, no backslash or NUL), with no symlink at any component
+on the real filesystem (each one is lstat-ed), naming something inside the directory it claims.
+Anything else is one UserError line naming the path and where it came from. The directory a user
+names on the command line is theirs and trusted; only what is found inside it is checked. Pure.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+from app.errors import UserError
+
+REFUSED = "refusing a path that could lead outside"
+
+
+def check_rel(rel: object, where: str) -> str:
+    """`rel` itself when it is a plain relative POSIX path, else UserError naming it and `where`."""
+    if not isinstance(rel, str) or not rel:
+        raise UserError(f"{where}: {rel!r}: not a path ({REFUSED} the run directory)")
+    parts = rel.split("/")
+    bad = rel.startswith("/") or "\\" in rel or "\0" in rel or any(p in ("", ".", "..") for p in parts)
+    if bad or PurePosixPath(rel).is_absolute():
+        raise UserError(f"{where}: {rel!r}: not a relative path inside the run directory ({REFUSED} it)")
+    return rel
+
+
+def is_safe_rel(rel: object) -> bool:
+    """Whether `check_rel` accepts `rel`."""
+    try:
+        check_rel(rel, "")
+    except UserError:
+        return False
+    return True
+
+
+def is_link(path: Path) -> bool:
+    """Whether `path` is a symlink (False when it does not exist)."""
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def inside(root: Path, rel: str, where: str) -> Path:
+    """root/rel after `check_rel`, refusing a symlink at any component below `root`."""
+    check_rel(rel, where)
+    path = Path(root)
+    for part in rel.split("/"):
+        path = path / part
+        if is_link(path):
+            raise UserError(f"{path}: is a symlink ({where} names {rel!r}); a run directory holds no links")
+    resolved_root = Path(root).resolve()
+    if not path.resolve().is_relative_to(resolved_root):  # belt and braces: lexical + lstat should suffice
+        raise UserError(f"{where}: {rel!r} resolves outside {root} ({REFUSED} it)")
+    return path
+
+
+def child(root: Path, name: str, where: str) -> Path:
+    """A single-segment entry of `root` (a run directory beside others), not a link, not `..`."""
+    if "/" in str(name):
+        raise UserError(f"{where}: {name!r}: not a single directory name ({REFUSED} {root})")
+    return inside(root, name, where)
+
+
+def read_bytes(root: Path, rel: str, where: str) -> bytes:
+    """The bytes of root/rel, checked by `inside` and opened without following a final link."""
+    path = inside(root, rel, where)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise UserError(f"{path}: not a regular file")
+        return fh.read()
+
+
+def entries(root: Path) -> list[tuple[str, str]]:
+    """(POSIX relative path, kind) of everything under `root`, links never entered; kind is 'file',
+    'dir', 'link' or 'other'. For completeness checks: what a directory holds, not what it claims."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath, name)
+            mode = os.lstat(path).st_mode
+            kind = (
+                "link"
+                if stat.S_ISLNK(mode)
+                else "dir"
+                if stat.S_ISDIR(mode)
+                else "file"
+                if stat.S_ISREG(mode)
+                else "other"
+            )
+            found.append((path.relative_to(root).as_posix(), kind))
+    return sorted(found)
+
+
+def manifest_paths(manifest: dict, where: str) -> list[str]:
+    """Every path a manifest names (files, omitted, partial), each checked by `check_rel`."""
+    rels: list[str] = []
+    for key in ("files", "omitted", "partial"):
+        section = manifest.get(key) or {}
+        if not isinstance(section, dict):
+            raise UserError(f"{where}: '{key}' is not an object")
+        rels += [check_rel(rel, f"{where} ({key})") for rel in section]
+    return rels
