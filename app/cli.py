@@ -126,13 +126,13 @@ def audit(
     from app.fingerprint import audit as audit_run
     from app.fingerprint import strict_problems
     from app.hub import run_pin_problems
-    from app.publish import check_files, omitted_line
+    from app.publish import omitted_line
 
     with user_errors():
         problems, env_diffs = audit_run(run_dir)
         problems += run_pin_problems(run_dir)
         env_problems = strict_problems(run_dir, _runtime()) if strict else []
-        _, omitted = check_files(run_dir)
+        omitted = _absent_omitted(run_dir, problems)
         logs = [
             f"unhashed {rel}: Slurm task log (volatile, not covered by the manifest)"
             for rel in slurm_logs(RunDir(run_dir))
@@ -148,6 +148,18 @@ def audit(
     also = " and the environment matches its record and lockfile" if strict else ""
     left_out = f"; {len(omitted)} omitted (published without them)" if omitted else ""
     typer.echo(f"AUDIT OK {run_dir}: every file present matches its manifest{left_out}{also}")
+
+
+def _absent_omitted(run_dir: Path, problems: list[str]) -> dict:
+    """The manifest's omitted files absent here; none when its paths are unsafe (a problem named already)."""
+    from app.publish import check_files
+
+    try:
+        return check_files(run_dir)[1]
+    except UserError:
+        if not problems:
+            raise
+        return {}
 
 
 def _runtime() -> dict | None:
