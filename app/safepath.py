@@ -67,19 +67,11 @@ def child(root: Path, name: str, where: str) -> Path:
     return inside(root, name, where)
 
 
-def read_bytes(root: Path, rel: str, where: str) -> bytes:
-    """The bytes of root/rel, checked by `inside` and opened without following a final link."""
-    path = inside(root, rel, where)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise UserError(f"{path}: not a regular file")
-        return fh.read()
+def _kind(mode: int) -> str:
+    for kind, test in (("link", stat.S_ISLNK), ("dir", stat.S_ISDIR), ("file", stat.S_ISREG)):
+        if test(mode):
+            return kind
+    return "other"
 
 
 def entries(root: Path) -> list[tuple[str, str]]:
@@ -87,19 +79,9 @@ def entries(root: Path) -> list[tuple[str, str]]:
     'dir', 'link' or 'other'. For completeness checks: what a directory holds, not what it claims."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
+        for name in dirnames + filenames:
             path = Path(dirpath, name)
-            mode = os.lstat(path).st_mode
-            kind = (
-                "link"
-                if stat.S_ISLNK(mode)
-                else "dir"
-                if stat.S_ISDIR(mode)
-                else "file"
-                if stat.S_ISREG(mode)
-                else "other"
-            )
-            found.append((path.relative_to(root).as_posix(), kind))
+            found.append((path.relative_to(root).as_posix(), _kind(os.lstat(path).st_mode)))
     return sorted(found)
 
 
