@@ -89,34 +89,42 @@ def snapshot_files(snapshot: Path) -> dict[str, dict]:
     return {rel: {"sha256": sha256_file(p), "size": p.stat().st_size} for rel, p in zip(rels, files, strict=True)}
 
 
-def git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+def git_blob_sha1(path: Path) -> str:
+    """The git object id of a file's bytes (the ETag the hub gives a file not stored in LFS)."""
+    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def advertised_mismatch(path: Path) -> str | None:
-    """Why a downloaded file is not what the hub advertised, or None. huggingface_hub stores each file
-    as a link to blobs/<ETag>: the sha256 of an LFS file, the git blob sha1 of a small one; it checks
-    only the size, so a hub (or a proxy) serving other bytes would otherwise be recorded as truth."""
+def advertised_mismatch(path: Path, sha256: str) -> str | None:
+    """Why a downloaded file (whose sha256 is given) is not what the hub advertised, or None.
+    huggingface_hub stores each file as a link to blobs/<ETag>: the sha256 of an LFS file, the git
+    blob sha1 of a small one. It checks only the size, so a hub (or a proxy) serving other bytes
+    would otherwise be recorded as the truth."""
     if not path.is_symlink():
         return None  # a cache without links: nothing advertised to compare with
-    etag, data = Path(os.readlink(path)).name, path.read_bytes()
-    if re.fullmatch(r"[0-9a-f]{64}", etag) and hashlib.sha256(data).hexdigest() != etag:
-        return f"sha256 {hashlib.sha256(data).hexdigest()[:12]}… but the hub advertised {etag[:12]}…"
-    if re.fullmatch(r"[0-9a-f]{40}", etag) and git_blob_sha1(data) != etag:
-        return f"git blob sha1 {git_blob_sha1(data)[:12]}… but the hub advertised {etag[:12]}…"
-    return None
+    etag = Path(os.readlink(path)).name
+    if re.fullmatch(r"[0-9a-f]{64}", etag):
+        kind, got = "sha256", sha256
+    elif re.fullmatch(r"[0-9a-f]{40}", etag):
+        kind, got = "git blob sha1", git_blob_sha1(path)
+    else:
+        return None
+    return None if got == etag else f"{kind} {got[:12]}… but the hub advertised {etag[:12]}…"
 
 
-def refuse_lies(inp: HubInput, snapshot: Path) -> None:
+def refuse_lies(inp: HubInput, snapshot: Path, record: dict) -> None:
     """UserError naming the first file whose bytes differ from the hub's advertised hash; its blob
     is removed so the next fetch downloads it again instead of trusting the cache."""
-    for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
-        why = advertised_mismatch(path)
+    for rel, meta in record["files"].items():
+        path = snapshot / rel
+        why = advertised_mismatch(path, meta["sha256"])
         if why:
             blob = path.resolve()
             path.unlink()
             blob.unlink(missing_ok=True)
-            rel = path.relative_to(snapshot)
             raise UserError(f"{inp.field}: {inp.label}: {rel} downloaded with {why}; not recorded, fetch again")
 
 
@@ -170,8 +178,8 @@ def fetch_input(inp: HubInput, refresh: bool = False, log=print) -> dict:
 
     t0 = time.time()
     snapshot = download(inp)
-    refuse_lies(inp, snapshot)
     record = build_record(inp, snapshot, constants.ENDPOINT)
+    refuse_lies(inp, snapshot, record)
     if inp.kind == "model" and not any(f.endswith(".safetensors") for f in record["files"]):
         raise UserError(f"{inp.field}: {inp.repo_id} has no .safetensors weights (pickle formats are not fetched)")
     atomic_write_bytes(record_path(inp, record["commit"]), json.dumps(record, indent=2).encode())

@@ -150,8 +150,10 @@ def verify_source_run(source: Path, model_id: str) -> None:
         raise UserError(f"model.id: {model_id!r}: {source} is not a complete trained run (run that spec first)")
     problems = custody_problems(run, strict=True)
     if problems:
+        rel, why = problems[0].split(": ", 1)
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise IntegrityError(
-            f"model.id: {model_id!r}: {source / problems[0].split(': ', 1)[0]}: {problems[0].split(': ', 1)[1]}; "
+            f"model.id: {model_id!r}: {source / rel}: {why}{more}; "
             "refusing to evaluate a checkpoint whose run fails `repro audit`"
         )
 

@@ -380,3 +380,20 @@ def test_an_eval_replay_cannot_copy_a_training_file_outside_out(tmp_path, traine
     assert ("'checkpoint/../../../pwned.txt'" if via == "dotdot" else "checkpoint/up: is a symlink") in errors(out)[0]
     assert "REPLAY" not in out.stdout and outside(tmp_path, work / "replays") == before
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("pwned.txt")) == ["bundle/pwned.txt"]
+
+
+def test_a_small_file_is_checked_against_its_git_blob_id(tmp_path):
+    """The real hub's ETag for a file not in LFS is its git object id (`git hash-object`)."""
+    import subprocess
+
+    from app.hub import advertised_mismatch
+
+    (tmp_path / "blobs").mkdir()
+    data = b'{"model_type": "llama"}\n'
+    (tmp_path / "f").write_bytes(data)
+    oid = subprocess.run(["git", "hash-object", str(tmp_path / "f")], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "blobs" / oid).write_bytes(data)
+    (tmp_path / "config.json").symlink_to(f"blobs/{oid}")
+    assert advertised_mismatch(tmp_path / "config.json", sha256(data)) is None
+    (tmp_path / "blobs" / oid).write_bytes(data.replace(b"llama", b"evil!"))
+    assert advertised_mismatch(tmp_path / "config.json", "unused").startswith("git blob sha1 ")
