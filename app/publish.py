@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_json, hash_tree, now, refuse_symlinks
 from app.errors import UserError
-from app.safepath import inside, manifest_paths
+from app.safepath import inside, manifest_paths, refuse_special
 
 OMIT_DIRS = ("checkpoint", "resume")  # large, and rebuilt by `repro replay`
 LEFT_OUT = "large file left out when publishing"
@@ -79,6 +79,7 @@ def plan_run(src: Path, missing_as_omitted: bool) -> Plan:
     """Check a run (complete, every present file as recorded) and split its files into keep/omit."""
     src = Path(src)
     refuse_symlinks(src)  # a link would copy a file from outside the run into the bundle
+    refuse_special(src)
     status = RunDir(src).status()
     if status.get("state") != "complete":
         raise UserError(f"{src}: run is {status.get('state')!r}, only complete runs are published")

@@ -17,7 +17,7 @@ from app.artifacts import refuse_symlinks
 from app.errors import UserError
 from app.publish import read_manifest, recorded_hashes
 from app.replay_diff import FileResult, compare_runs, stage_of
-from app.safepath import is_link
+from app.safepath import is_link, refuse_special
 from app.spec import RunSpec, load_spec
 
 LOCATION_KEYS = {"source"}  # data.json: where the data was read from, not what it is
@@ -126,6 +126,7 @@ def replay(
 
     src = Path(run_dir)
     refuse_symlinks(src)  # before reading anything from it: a link could read or write elsewhere
+    refuse_special(src)
     spec = load_spec(src / "spec.json")
     manifest = read_manifest(src)
     stages = pick_stages(spec, stage)

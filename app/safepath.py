@@ -85,6 +85,14 @@ def entries(root: Path) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def refuse_special(root: Path) -> None:
+    """UserError naming the first FIFO, socket or device under `root`: reading one could hang or
+    read from outside the run (links are refused by app/artifacts.py's refuse_symlinks)."""
+    special = [rel for rel, kind in entries(root) if kind == "other"]
+    if special:
+        raise UserError(f"{Path(root) / special[0]}: not a regular file or directory; a run directory holds none")
+
+
 def manifest_paths(manifest: dict, where: str) -> list[str]:
     """Every path a manifest names (files, omitted, partial), each checked by `check_rel`."""
     rels: list[str] = []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.artifacts import refuse_symlinks, sha256_file
 from app.errors import IntegrityError
+from app.safepath import refuse_special
 
 # What each reader uses from a run directory.
 REPORT_FILES = (
@@ -35,6 +36,7 @@ def read_problems(run_path: Path, rels: Iterable[str]) -> list[str]:
 
     run = Path(run_path)
     refuse_symlinks(run)
+    refuse_special(run)
     if not (run / "manifest.json").is_file():
         return ["manifest.json: missing (nothing vouches for the run's files)"]
     files = read_manifest(run)["files"]

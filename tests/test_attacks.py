@@ -397,3 +397,12 @@ def test_a_small_file_is_checked_against_its_git_blob_id(tmp_path):
     assert advertised_mismatch(tmp_path / "config.json", sha256(data)) is None
     (tmp_path / "blobs" / oid).write_bytes(data.replace(b"llama", b"evil!"))
     assert advertised_mismatch(tmp_path / "config.json", "unused").startswith("git blob sha1 ")
+
+
+@pytest.mark.parametrize("command", ["replay", "publish", "rescore"])
+def test_a_fifo_in_a_bundle_is_refused_instead_of_read(tmp_path, bundle, command):
+    os.mkfifo(bundle / "spec.json.fifo")
+    args = {"replay": ["--out", str(tmp_path / "r")], "publish": ["--out", str(tmp_path / "p")], "rescore": []}
+    out = repro(command, str(bundle), *args[command], timeout=60)
+    assert out.returncode == 2 and len(errors(out)) == 1 and "spec.json.fifo: not a regular file" in errors(out)[0]
+    assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
