@@ -55,12 +55,12 @@ class Run:
         return self.spec.group or ("base" if self.spec.train is None else "other")
 
 
-def load_run(path: Path, allow_unverified: bool = False, log=warn) -> Run:
+def load_run(path: Path, allow_unverified: bool = False, note=warn) -> Run:
     """Read what the report needs from one complete run directory, each file verified against its manifest."""
     refuse_symlinks(path)
     if not (path / "eval_metrics.json").is_file():
         raise UserError(f"{path}: no eval_metrics.json (run `repro eval` first)")
-    unverified = verify_reads(path, REPORT_FILES, allow_unverified, log)
+    unverified = verify_reads(path, REPORT_FILES, allow_unverified, note)
     spec = load_spec(path / "spec.json")
     log_path = path / "train_log.jsonl"
     log = read_jsonl(log_path, torn_tail=False)
@@ -178,12 +178,12 @@ def build_report(
     margin: float = DEFAULT_MARGIN,
     reference: bool = False,
     allow_unverified: bool = False,
-    log=warn,
+    note=warn,
 ) -> Path:
     """Write report.md, report.html and the figures into `out`."""
     from app import report_render
 
-    runs = [load_run(Path(p), allow_unverified, log) for p in run_dirs]
+    runs = [load_run(Path(p), allow_unverified, note) for p in run_dirs]
     if not runs:
         raise UserError("report: no run directories given")
     top_warnings = [f"unverified run, reported anyway (--allow-unverified): {r.path}" for r in runs if r.unverified]
