@@ -4,7 +4,9 @@ Such a path comes from a stranger's bundle, so it is accepted only as a relative
 absolute root, no `..`, `.` or empty segment, no backslash or NUL), with no symlink at any component
 on the real filesystem (each one is lstat-ed), naming something inside the directory it claims.
 Anything else is one UserError line naming the path and where it came from. The directory a user
-names on the command line is theirs and trusted; only what is found inside it is checked. Pure.
+names on the command line is theirs and trusted; only what is found inside it is checked. A hub
+snapshot is links into `blobs/` by design, so a fetch record's paths get the lexical `check_rel` only
+(app/hub.py checks each file's bytes instead). Pure.
 """
 
 from __future__ import annotations
