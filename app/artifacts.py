@@ -104,6 +104,9 @@ def append_bytes(path: Path, data: bytes) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise _link_error(path, exc) from None
+        if os.fstat(fd).st_nlink > 1:  # appending would grow the file it is hard-linked to, elsewhere
+            os.close(fd)
+            raise UserError(f"{path}: has other hard links; a run directory holds no links (remove it)")
         try:
             size = os.fstat(fd).st_size
             try:
@@ -226,6 +229,9 @@ class RunDir:
             fd = os.open(self.file(".lock"), flags, 0o666)
         except OSError as exc:
             raise _link_error(self.file(".lock"), exc) from None
+        if os.fstat(fd).st_nlink > 1:  # a hard link: truncating it would truncate a file elsewhere
+            os.close(fd)
+            raise UserError(f"{self.file('.lock')}: has other hard links; a run directory holds no links (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

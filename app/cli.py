@@ -18,6 +18,16 @@ from app.spec import SpecError, load_spec, spec_hash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible SFT + evaluation for GSM8K.")
 RUNS = typer.Option(Path("runs"), "--runs-dir", help="root of run directories")
+TRUST = typer.Option(
+    False, "--trust-remote-code", help="let a run's stored spec run code shipped with its model (ignored otherwise)"
+)
+UNVERIFIED = typer.Option(
+    False, "--allow-unverified", help="read runs whose files differ from their manifest (warns naming each)"
+)
+
+
+def _note(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 @contextlib.contextmanager
@@ -111,17 +121,23 @@ def audit(
     strict: bool = typer.Option(False, "--strict", help="also fail when the environment or lockfile differs"),
 ) -> None:
     """Re-hash a run's files against its manifest and compare its environment with this one."""
+    from app.artifacts import RunDir
+    from app.custody import slurm_logs
     from app.fingerprint import audit as audit_run
     from app.fingerprint import strict_problems
     from app.hub import run_pin_problems
-    from app.publish import check_files, omitted_line
+    from app.publish import omitted_line
 
     with user_errors():
         problems, env_diffs = audit_run(run_dir)
         problems += run_pin_problems(run_dir)
         env_problems = strict_problems(run_dir, _runtime()) if strict else []
-        _, omitted = check_files(run_dir)
-    for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()]:
+        omitted = _absent_omitted(run_dir, problems)
+        logs = [
+            f"unhashed {rel}: Slurm task log (volatile, not covered by the manifest)"
+            for rel in slurm_logs(RunDir(run_dir))
+        ]
+    for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()] + logs:
         typer.echo(line)
     for line in problems + env_problems:
         typer.echo(line, err=True)
@@ -132,6 +148,18 @@ def audit(
     also = " and the environment matches its record and lockfile" if strict else ""
     left_out = f"; {len(omitted)} omitted (published without them)" if omitted else ""
     typer.echo(f"AUDIT OK {run_dir}: every file present matches its manifest{left_out}{also}")
+
+
+def _absent_omitted(run_dir: Path, problems: list[str]) -> dict:
+    """The manifest's omitted files absent here; none when its paths are unsafe (a problem named already)."""
+    from app.publish import check_files
+
+    try:
+        return check_files(run_dir)[1]
+    except UserError:
+        if not problems:
+            raise
+        return {}
 
 
 def _runtime() -> dict | None:
@@ -179,13 +207,14 @@ def replay(
     out: Path = typer.Option(Path("replays"), "--out", help="root for the fresh run directory"),
     stage: str = typer.Option("all", "--stage", help="train, eval or all"),
     progress: bool = typer.Option(False, "--progress/--no-progress"),
+    trust_remote_code: bool = TRUST,
 ) -> None:
     """Re-execute a recorded run from its own spec.json and compare every recorded hash; exit 0 only if identical."""
     from app.replay import replay as replay_run
     from app.replay import summary_lines
 
     with user_errors():
-        result = replay_run(run_dir, out, stage, progress)
+        result = replay_run(run_dir, out, stage, progress, trust_remote_code, log=_note)
     for line in summary_lines(result):
         typer.echo(line)
     if not result.identical:
@@ -198,6 +227,7 @@ def train(
     runs_dir: Path = RUNS,
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its last checkpoint"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    trust_remote_code: bool = TRUST,
 ) -> None:
     """Train the spec's model on its GSM8K subset; writes the checkpoint into the run directory."""
     from app.stages import train_stage
@@ -205,15 +235,25 @@ def train(
     preempt.install()
     with user_errors():
         spec, root = _spec_arg(target)
-        run = train_stage(spec, root or runs_dir, resume=resume, progress=progress)
+        with _stored_policy(target, spec, root, trust_remote_code):
+            run = train_stage(spec, root or runs_dir, resume=resume, progress=progress)
     typer.echo(f"TRAINED {run.path}")
 
 
 def _spec_arg(target: Path) -> tuple:
     """SPEC file or RUN_DIR (its stored spec.json, read under today's schema, and its parent as the runs root)."""
+    from app.safepath import inside
+
     if target.is_dir():
-        return load_spec(target / "spec.json"), target.resolve().parent
+        return load_spec(inside(target, "spec.json", str(target))), target.resolve().parent
     return load_spec(target), None
+
+
+def _stored_policy(target: Path, spec, root: Path | None, trust: bool) -> contextlib.AbstractContextManager:
+    """A RUN_DIR's stored spec runs no code shipped with its model unless --trust-remote-code."""
+    from app.remote_code import stored_spec
+
+    return stored_spec(spec, target / "spec.json", trust, _note) if root is not None else contextlib.nullcontext()
 
 
 @app.command("eval")
@@ -221,6 +261,7 @@ def eval_cmd(
     target: Path = typer.Argument(..., metavar="SPEC|RUN_DIR"),
     runs_dir: Path = RUNS,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    trust_remote_code: bool = TRUST,
 ) -> None:
     """Evaluate the run's checkpoint (or the base model when the spec does not train)."""
     from app.stages import eval_stage
@@ -228,7 +269,8 @@ def eval_cmd(
     preempt.install()
     with user_errors():
         spec, root = _spec_arg(target)
-        run, metrics = eval_stage(spec, root or runs_dir, progress=progress)
+        with _stored_policy(target, spec, root, trust_remote_code):
+            run, metrics = eval_stage(spec, root or runs_dir, progress=progress)
     typer.echo(f"EVALUATED {run.path} strict={metrics['strict_accuracy']:.4f} n={metrics['n']}")
 
 
@@ -257,27 +299,25 @@ def pending(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Pat
             typer.echo(stage)
 
 
-def _predictions_path(path: Path) -> Path:
-    return path / "predictions.jsonl" if path.is_dir() else path
-
-
 @app.command()
 def rescore(
     path: Path = typer.Argument(..., metavar="RUN_DIR|PREDICTIONS"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     write: bool = typer.Option(False, "--write", help="RUN_DIR: rewrite its predictions and eval metrics"),
+    allow_unverified: bool = UNVERIFIED,
 ) -> None:
     """Recompute every metric from saved outputs, without generating."""
     from app.evaluate import print_summary, read_predictions, regrade
     from app.metrics import summarize
     from app.rescore import rescore_run
+    from app.verify import run_or_file
 
     with user_errors():
         if write and not path.is_dir():
             raise UserError(f"{path}: --write needs a run directory")
         if write:
             rescore_run(path)
-        pred = _predictions_path(path)
+        pred = run_or_file(path, allow_unverified, _note)
         if not pred.is_file():
             raise UserError(f"{pred}: not found")
         records = regrade(read_predictions(pred))
@@ -295,13 +335,16 @@ def compare(
     run_a: Path = typer.Argument(..., metavar="RUN_A"),
     run_b: Path = typer.Argument(..., metavar="RUN_B"),
     as_json: bool = typer.Option(False, "--json"),
+    allow_unverified: bool = UNVERIFIED,
 ) -> None:
     """Paired comparison of strict accuracy (B - A) on the items both runs evaluated."""
     from app.evaluate import read_predictions, regrade
     from app.metrics import paired_compare
+    from app.verify import run_or_file
 
     with user_errors():
-        a, b = (regrade(read_predictions(_predictions_path(p))) for p in (run_a, run_b))
+        paths = [run_or_file(p, allow_unverified, _note) for p in (run_a, run_b)]  # both checked before reading
+        a, b = (regrade(read_predictions(p)) for p in paths)
         if not a or not b:
             raise UserError("both runs need predictions.jsonl")
     out = paired_compare({r["id"]: r["strict_correct"] for r in a}, {r["id"]: r["strict_correct"] for r in b})
@@ -488,12 +531,13 @@ def report(
     reference: bool = typer.Option(
         False, "--reference-original", help="draw the original report's accuracies (GPU study sizes)"
     ),
+    allow_unverified: bool = UNVERIFIED,
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html."""
     from app.report import build_report
 
     with user_errors():
-        path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference)
+        path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference, allow_unverified, _note)
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 
 
@@ -507,12 +551,13 @@ def export_mlflow(
     tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
     experiment: str = typer.Option("repro", "--experiment"),
     report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),
+    allow_unverified: bool = UNVERIFIED,
 ) -> None:
     """Each run as an MLflow run: spec → params, logs and metrics → metrics, hashes → tags, files → artifacts."""
     from app.export_mlflow import export
 
     with user_errors():
-        done = export(run_dirs, tracking_uri, experiment, report)
+        done = export(run_dirs, tracking_uri, experiment, report, allow_unverified, _note)
     for path, run_id, created in done:
         typer.echo(f"{'EXPORTED' if created else 'UNCHANGED'} {path} -> mlflow run {run_id}")
 

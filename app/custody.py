@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file, symlinks_in
 from app.errors import IntegrityError, UserError
+from app.safepath import entries, is_link, is_safe_rel
 
 MANIFEST = "manifest.json"
 # What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.
@@ -32,6 +34,12 @@ SELF_CHECKED = ("spec.json",)  # open_run compares it byte for byte with the spe
 # Written before the first stage completes; a directory with no manifest yet (made by older code, or
 # killed before any seal) may hold them unsealed: the data is then checked and data.json sealed.
 PRE_MANIFEST = ("data.json", "env.json")
+# The files of a complete run that no manifest can hold: the manifest itself, status.json (rewritten
+# when a stage ends, after sealing) and the lock file (rewritten by whoever opens the run). Nothing
+# else: a published run holds exactly these besides its recorded files (checked on docs/cpu_study).
+VOLATILE = ("manifest.json", "status.json", ".lock")
+SLURM_LOG = re.compile(r"logs/slurm-[0-9]+_[0-9]+\.log")  # app/slurm.py: appended after the run completes
+ATOMIC_TMP = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp")  # app/artifacts.py atomic_write_bytes' temp name
 
 
 def read_manifest(run: RunDir) -> dict:
@@ -78,9 +86,14 @@ def _prefix_ok(path: Path, record: dict) -> bool:
         return hashlib.sha256(fh.read(record["bytes"])).hexdigest() == record["sha256"]
 
 
+def _status(run: RunDir) -> dict:
+    """status.json, or no stages when it is a link (reported as one; never read through)."""
+    return {"stages": {}} if is_link(run.file("status.json")) else run.status()
+
+
 def _open_outputs(run: RunDir) -> list[str]:
     """Output paths of stages that are not complete (their files may be unsealed)."""
-    stages = run.status()["stages"]
+    stages = _status(run)["stages"]
     return [p for s, outs in STAGE_OUTPUTS.items() if stages.get(s, {}).get("state") != "complete" for p in outs]
 
 
@@ -88,19 +101,62 @@ def _may_be_unsealed(rel: str, open_outputs: list[str]) -> bool:
     return rel in SELF_CHECKED or any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in open_outputs)
 
 
-def custody_problems(run: RunDir) -> list[str]:
-    """One line per file that differs from what the manifest vouches for (empty when intact)."""
-    manifest, current = read_manifest(run), hash_tree(run.path)
+def is_volatile(rel: str, temp_ok: bool = False) -> bool:
+    """Whether a file of a complete run may stand outside the manifest (VOLATILE, a Slurm task log;
+    with `temp_ok`, the temp file of an atomic write a kill interrupted, removed on reopening)."""
+    name = rel.rsplit("/", 1)[-1]
+    return rel in VOLATILE or bool(SLURM_LOG.fullmatch(rel)) or (temp_ok and bool(ATOMIC_TMP.fullmatch(name)))
+
+
+def slurm_logs(run: RunDir) -> list[str]:
+    """The Slurm task logs of a run: volatile, so `repro audit` names them instead of vouching for them."""
+    return [rel for rel, kind in entries(run.path) if kind == "file" and SLURM_LOG.fullmatch(rel)]
+
+
+def unrecorded(run: RunDir, known: set[str], temp_ok: bool = False) -> list[str]:
+    """One line per entry of a complete run that the manifest does not account for: every file is
+    in it or volatile; links are reported by `custody_problems`, directories hold nothing by themselves."""
+    lines = []
+    for rel, kind in entries(run.path):
+        if kind in ("dir", "link") or rel in known or is_volatile(rel, temp_ok):
+            continue
+        why = "not a regular file" if kind == "other" else "not in manifest.json"
+        hidden = " (a hidden file)" if any(part.startswith(".") for part in rel.split("/")) else ""
+        lines.append(f"{rel}: {why}{hidden}")
+    return lines
+
+
+def _unsafe_paths(manifest: dict) -> tuple[dict, list[str]]:
+    """The manifest without entries whose path breaks app/safepath.py's rule, and a line for each."""
+    lines, clean = [], dict(manifest)
+    for key in ("files", "omitted", "partial"):
+        section = manifest.get(key)
+        if not isinstance(section, dict):
+            continue
+        bad = [rel for rel in section if not is_safe_rel(rel)]
+        lines += [f"{rel}: not a relative path inside the run directory ({MANIFEST} {key})" for rel in bad]
+        clean[key] = {rel: v for rel, v in section.items() if rel not in bad}
+    return clean, lines
+
+
+def custody_problems(run: RunDir, strict: bool = False) -> list[str]:
+    """One line per file that differs from what the manifest vouches for (empty when intact).
+
+    In a complete run every file must be in the manifest or volatile (`unrecorded`); `strict` (audit)
+    also counts the temp file of an interrupted atomic write, which reopening a run removes."""
+    manifest, unsafe = _unsafe_paths(read_manifest(run))
+    current = hash_tree(run.path)
     sealing, open_outputs = manifest.get("sealing", {}), _open_outputs(run)
-    problems = [f"{rel}: is a symlink (a run directory holds no links)" for rel in symlinks_in(run.path)]
+    problems = [f"{rel}: is a symlink (a run directory holds no links)" for rel in symlinks_in(run.path)] + unsafe
     for rel, sha in sorted(manifest["files"].items()):
         if current.get(rel) != sha and not (rel in sealing and current.get(rel) == sealing[rel]):
             problems.append(f"{rel}: missing" if rel not in current else f"{rel}: sha256 differs from manifest.json")
     for rel, record in sorted(manifest.get("partial", {}).items()):
-        if run.file(rel).is_file() and not _prefix_ok(run.file(rel), record):
+        path = run.file(rel)
+        if path.is_file() and not is_link(path) and not _prefix_ok(path, record):
             problems.append(f"{rel}: its first {record['bytes']} bytes differ from manifest.json")
     if not run.file(MANIFEST).is_file():
-        if any(s.get("state") == "complete" for s in run.status()["stages"].values()):
+        if any(s.get("state") == "complete" for s in _status(run)["stages"].values()):
             problems.append(f"{MANIFEST}: missing although a stage is complete")
         open_outputs = [*open_outputs, *PRE_MANIFEST]
     omitted = manifest.get("omitted", {})  # a published run's left-out files (app/publish.py)
@@ -109,6 +165,8 @@ def custody_problems(run: RunDir) -> list[str]:
         for rel, entry in sorted(omitted.items())
         if rel in current and current[rel] != entry["sha256"]
     ]
+    if _status(run).get("state") == "complete" and run.file(MANIFEST).is_file():
+        return problems + unrecorded(run, set(manifest["files"]) | set(omitted), temp_ok=not strict)
     unsealed = [rel for rel in current if rel not in manifest["files"] and rel not in omitted]
     problems += [f"{rel}: not in manifest.json" for rel in unsealed if not _may_be_unsealed(rel, open_outputs)]
     return problems

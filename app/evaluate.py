@@ -173,16 +173,17 @@ def run_eval(
     from app.generate import GenSettings, open_generator
     from app.models import model_source
     from app.prompts import get_template
+    from app.remote_code import allowed
 
     rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
-    m = spec.model
-    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
+    m, trust = spec.model, allowed(spec)  # a spec read from a run directory may not run shipped code
+    tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=trust)
     prompts = build_prompts(tokenizer, get_template(spec.prompt.template), rows)
     if on_prompts is not None:
         on_prompts(len(prompts))
     e = spec.eval
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
-    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, m.trust_remote_code)
+    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, trust)
     with open_generator(e.backend, model_path, cfg) as gen:
         timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress, journal)
         versions = gen.versions

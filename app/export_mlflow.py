@@ -9,7 +9,9 @@ manifest changed replaces its earlier export. mlflow is an optional extra (`pip 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +19,8 @@ from app.artifacts import sha256_file
 from app.errors import UserError
 from app.jsonl import read_jsonl
 from app.publish import read_manifest
+from app.safepath import inside
+from app.verify import verify_reads, warn
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 INSTALL_HINT = "repro export mlflow needs the mlflow extra: pip install 'repro-gsm8k[mlflow]'"
@@ -30,6 +34,8 @@ ARTIFACTS = (
     "train_curves.png",
     "predictions.jsonl",
 )
+# Every run file the export reads, verified against manifest.json (itself the root of trust).
+EXPORTED = (*(n for n in ARTIFACTS if n != "manifest.json"), "train_log.jsonl")
 LOG_METRICS = ("loss", "lr", "grad_norm", "supervised_tokens", "tokens", "supervised_ratio", "padding_fraction")
 REPORT_FILES = ("report.md", "report.html", "report.json")
 BATCH = 500  # below MLflow's per-call limit of 1000 metrics
@@ -109,7 +115,15 @@ def experiment_id(client, name: str, uri: str) -> str:
 
 
 def find_export(client, exp_id: str, key: str) -> list:
-    return client.search_runs([exp_id], filter_string=f"tags.`repro.run_dir` = '{key}'")
+    """The experiment's runs whose `repro.run_dir` tag is exactly `key`. Compared here, never put into
+    a filter string: a directory name is the bundle author's text (a quote, a `%`, an `OR`)."""
+    found, token = [], None
+    while True:
+        page = client.search_runs([exp_id], max_results=1000, page_token=token)
+        found += [r for r in page if r.data.tags.get("repro.run_dir") == key]
+        token = page.token
+        if not token:
+            return found
 
 
 def log_all(client, run_id: str, params: dict, metrics: list, tags: dict) -> None:
@@ -134,12 +148,24 @@ def export_run(client, exp_id: str, run: Path) -> tuple[str, bool]:
         client.delete_run(old.info.run_id)
     created = client.create_run(exp_id, run_name=tags["repro.run_dir"])
     run_id = created.info.run_id
-    log_all(client, run_id, spec_params(run), run_metrics(run), tags)
-    for name in ARTIFACTS:
-        if (run / name).is_file():
-            client.log_artifact(run_id, str(run / name))
-    client.set_terminated(run_id)
+    with ended(client, run_id):
+        log_all(client, run_id, spec_params(run), run_metrics(run), tags)
+        for name in ARTIFACTS:
+            if (run / name).is_file():
+                client.log_artifact(run_id, str(run / name))
     return run_id, True
+
+
+@contextlib.contextmanager
+def ended(client, run_id: str) -> Iterator[None]:
+    """End the MLflow run FINISHED, or FAILED when the export stops part-way (never left RUNNING)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep the first error
+            client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
 
 
 def export_report(client, exp_id: str, report: Path) -> tuple[str, bool]:
@@ -154,18 +180,27 @@ def export_report(client, exp_id: str, report: Path) -> tuple[str, bool]:
         client.delete_run(old.info.run_id)
     run_id = client.create_run(exp_id, run_name=key, tags={"repro.run_dir": key, "repro.manifest_sha256": sha})
     run_id = run_id.info.run_id
-    for path in [report / n for n in REPORT_FILES if (report / n).is_file()] + sorted(report.glob("*.png")):
-        client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id)
+    with ended(client, run_id):
+        for path in [report / n for n in REPORT_FILES if (report / n).is_file()] + sorted(report.glob("*.png")):
+            client.log_artifact(run_id, str(inside(report, path.name, f"{report} (report)")))
     return run_id, True
 
 
 def export(
-    run_dirs: list[Path], uri: str = DEFAULT_URI, experiment: str = "repro", report: Path | None = None
+    run_dirs: list[Path],
+    uri: str = DEFAULT_URI,
+    experiment: str = "repro",
+    report: Path | None = None,
+    allow_unverified: bool = False,
+    log=warn,
 ) -> list[tuple[Path, str, bool]]:
-    """Export every run (and optionally the report); returns (path, MLflow run id, created)."""
+    """Export every run (and optionally the report); returns (path, MLflow run id, created).
+
+    Every run is checked first (a run directory, no links, each exported file as its manifest
+    records it; app/verify.py), so nothing is written for a refused one."""
     for run in run_dirs:
-        read_manifest(Path(run))  # every run must be a run directory before anything is written
+        read_manifest(Path(run))
+        verify_reads(Path(run), EXPORTED, allow_unverified, log)
     client = client_for(uri)
     exp_id = experiment_id(client, experiment, uri)
     done = [(Path(r), *export_run(client, exp_id, Path(r))) for r in run_dirs]

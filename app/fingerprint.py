@@ -19,6 +19,7 @@ from app import __version__
 from app.artifacts import RunDir, now
 from app.custody import custody_problems, seal_json
 from app.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
+from app.safepath import inside, is_link
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = tuple(
@@ -197,10 +198,14 @@ def audit(run_path: Path) -> tuple[list[str], list[str]]:
     """(file problems, environment differences) for a run directory against its manifest."""
 
     run = RunDir(run_path)
+    inside(run.path, "manifest.json", str(run.path))  # a linked manifest could vouch for anything
     run.read_json("manifest.json")  # a run without a manifest cannot be audited
-    problems = [f"file {line}" for line in custody_problems(run)]
+    lines = custody_problems(run, strict=True)
+    problems = [f"file {line}" for line in lines]
     env_diffs = []
-    if run.file("env.json").is_file():
+    if any(line.startswith("env.json: ") for line in lines):  # never print what a link or tampered file says
+        env_diffs.append("env: not compared (env.json fails the check above)")
+    elif run.file("env.json").is_file():
         now_fp = fingerprint()
         envs = run.read_json("env.json")
         for stage in sorted(envs):
@@ -221,7 +226,8 @@ def repo_lock_shas() -> dict[str, str]:
 
 def strict_problems(run_path: Path, runtime: dict | None = None) -> list[str]:
     """Ways this environment differs from each stage's recorded one, or from the repo's lockfiles."""
-    envs = RunDir(run_path).read_json("env.json")
+    linked = is_link(Path(run_path) / "env.json")  # reported by the file check; never read through
+    envs = {} if linked else RunDir(run_path).read_json("env.json")
     now_fp, problems = fingerprint(), []
     for stage in sorted(envs):
         recorded = latest_env(envs, stage) or {}

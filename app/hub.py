@@ -10,7 +10,9 @@ Pure: huggingface_hub and pyarrow only, no torch.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from app.artifacts import atomic_write_bytes, sha256_file
 from app.errors import UserError
 from app.models import cache_root
+from app.safepath import check_rel, is_link
 from app.spec import HUB_DATASET, RunSpec
 
 # Pickle-based and duplicate weight formats are never fetched: safetensors is required.
@@ -82,7 +85,47 @@ def patterns(inp: HubInput) -> dict:
 def snapshot_files(snapshot: Path) -> dict[str, dict]:
     """sha256 and size of every file of a snapshot (symlinks into blobs/ followed)."""
     files = sorted(p for p in snapshot.rglob("*") if p.is_file())
-    return {p.relative_to(snapshot).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size} for p in files}
+    rels = [check_rel(p.relative_to(snapshot).as_posix(), str(snapshot)) for p in files]
+    return {rel: {"sha256": sha256_file(p), "size": p.stat().st_size} for rel, p in zip(rels, files, strict=True)}
+
+
+def git_blob_sha1(path: Path) -> str:
+    """The git object id of a file's bytes (the ETag the hub gives a file not stored in LFS)."""
+    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def advertised_mismatch(path: Path, sha256: str) -> str | None:
+    """Why a downloaded file (whose sha256 is given) is not what the hub advertised, or None.
+    huggingface_hub stores each file as a link to blobs/<ETag>: the sha256 of an LFS file, the git
+    blob sha1 of a small one. It checks only the size, so a hub (or a proxy) serving other bytes
+    would otherwise be recorded as the truth."""
+    if not path.is_symlink():
+        return None  # a cache without links: nothing advertised to compare with
+    etag = Path(os.readlink(path)).name
+    if re.fullmatch(r"[0-9a-f]{64}", etag):
+        kind, got = "sha256", sha256
+    elif re.fullmatch(r"[0-9a-f]{40}", etag):
+        kind, got = "git blob sha1", git_blob_sha1(path)
+    else:
+        return None
+    return None if got == etag else f"{kind} {got[:12]}… but the hub advertised {etag[:12]}…"
+
+
+def refuse_lies(inp: HubInput, snapshot: Path, record: dict) -> None:
+    """UserError naming the first file whose bytes differ from the hub's advertised hash; its blob
+    is removed so the next fetch downloads it again instead of trusting the cache."""
+    for rel, meta in record["files"].items():
+        path = snapshot / rel
+        why = advertised_mismatch(path, meta["sha256"])
+        if why:
+            blob = path.resolve()
+            path.unlink()
+            blob.unlink(missing_ok=True)
+            raise UserError(f"{inp.field}: {inp.label}: {rel} downloaded with {why}; not recorded, fetch again")
 
 
 def build_record(inp: HubInput, snapshot: Path, endpoint: str) -> dict:
@@ -136,6 +179,7 @@ def fetch_input(inp: HubInput, refresh: bool = False, log=print) -> dict:
     t0 = time.time()
     snapshot = download(inp)
     record = build_record(inp, snapshot, constants.ENDPOINT)
+    refuse_lies(inp, snapshot, record)
     if inp.kind == "model" and not any(f.endswith(".safetensors") for f in record["files"]):
         raise UserError(f"{inp.field}: {inp.repo_id} has no .safetensors weights (pickle formats are not fetched)")
     atomic_write_bytes(record_path(inp, record["commit"]), json.dumps(record, indent=2).encode())
@@ -181,7 +225,7 @@ def cached_record(inp: HubInput) -> dict | None:
         return None
     record = json.loads(record_path(inp, snapshot.name).read_text())
     for rel, meta in record["files"].items():
-        path = snapshot / rel
+        path = snapshot / check_rel(rel, str(record_path(inp, snapshot.name)))
         if not path.is_file() or path.stat().st_size != meta["size"]:
             return None
     return record
@@ -209,7 +253,7 @@ def _verified(inp: HubInput, cache: Path) -> tuple[Path, dict]:
         raise not_fetched(inp, f"commit {snapshot.name} has no fetch record")
     record = json.loads(rec_path.read_text())
     for rel, meta in record["files"].items():
-        path = snapshot / rel
+        path = snapshot / check_rel(rel, str(rec_path))
         if not path.is_file():
             raise not_fetched(inp, f"file {rel} is missing")
         if sha256_file(path) != meta["sha256"]:
@@ -246,6 +290,8 @@ def run_pin_problems(run_path: Path) -> list[str]:
     """pin_problems for a run directory: its spec.json against the commits its files recorded."""
     from app.spec import SpecError, load_spec
 
+    if is_link(run_path / "spec.json"):
+        return []
     try:
         spec = load_spec(run_path / "spec.json")
     except SpecError:  # no spec, or not a valid one: the manifest check reports a changed file
@@ -253,7 +299,7 @@ def run_pin_problems(run_path: Path) -> list[str]:
     keys = {"data.json": "hub", "train_metrics.json": "model_source", "eval_metrics.json": "model_source"}
     recorded = []
     for name, key in keys.items():
-        if (run_path / name).is_file():
+        if (run_path / name).is_file() and not is_link(run_path / name):  # a link is reported, never read
             rec = json.loads((run_path / name).read_text()).get(key)
             recorded += [(name, rec)] if isinstance(rec, dict) and rec.get("commit") else []
     return pin_problems(spec, recorded)

@@ -123,12 +123,39 @@ RUN_PREFIX = "run:"
 
 
 def run_checkpoint(model_id: str, runs_root: Path) -> str:
-    """`run:<run dir name>`: the checkpoint of a complete trained run beside this one (eval-only arms)."""
+    """`run:<run dir name>`: the checkpoint of a complete trained run beside this one (eval-only arms).
+
+    The name is one plain directory name (app/safepath.py), and that run must be complete and audit
+    clean (IntegrityError naming its first problem) before its checkpoint is evaluated."""
+    from app.safepath import child, is_link
+
     name = model_id[len(RUN_PREFIX) :]
+    source = child(Path(runs_root), name, f"model.id {model_id!r}") if name and "/" not in name else None
     ckpt = Path(runs_root) / name / "checkpoint"
-    if not name or "/" in name or not (ckpt / "config.json").is_file():
+    if source is None or is_link(ckpt) or not (ckpt / "config.json").is_file():
         raise UserError(f"model.id: {model_id!r}: no trained checkpoint at {ckpt} (run that spec first)")
+    verify_source_run(source, model_id)
     return str(ckpt.resolve())
+
+
+def verify_source_run(source: Path, model_id: str) -> None:
+    """A `run:` source must be a complete trained run whose every file matches its manifest."""
+    from app.artifacts import RunDir, refuse_symlinks
+    from app.custody import custody_problems
+    from app.errors import IntegrityError
+
+    run = RunDir(source)
+    refuse_symlinks(source)  # before reading its status: a link could stand in for any file
+    if run.stage_state("train") != "complete" or not run.file("manifest.json").is_file():
+        raise UserError(f"model.id: {model_id!r}: {source} is not a complete trained run (run that spec first)")
+    problems = custody_problems(run, strict=True)
+    if problems:
+        rel, why = problems[0].split(": ", 1)
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise IntegrityError(
+            f"model.id: {model_id!r}: {source / rel}: {why}{more}; "
+            "refusing to evaluate a checkpoint whose run fails `repro audit`"
+        )
 
 
 def model_source(model_id: str, resolved: str, revision: str | None) -> dict:

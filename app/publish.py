@@ -13,8 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.artifacts import RunDir, atomic_write_json, hash_tree, now
+from app.artifacts import RunDir, atomic_write_json, hash_tree, now, refuse_symlinks
 from app.errors import UserError
+from app.safepath import inside, manifest_paths, refuse_special
 
 OMIT_DIRS = ("checkpoint", "resume")  # large, and rebuilt by `repro replay`
 LEFT_OUT = "large file left out when publishing"
@@ -28,9 +29,12 @@ def is_large(rel: str) -> bool:
 
 
 def read_manifest(run_path: Path) -> dict:
+    """A run's manifest.json, every path it names checked (relative, no `..`; app/safepath.py)."""
+    inside(run_path, "manifest.json", str(run_path))  # a linked manifest.json could vouch for anything
     manifest = RunDir(run_path).read_json("manifest.json")
-    if not isinstance(manifest.get("files"), dict):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise UserError(f"{run_path / 'manifest.json'}: no 'files' object")
+    manifest_paths(manifest, str(run_path / "manifest.json"))
     return manifest
 
 
@@ -74,6 +78,8 @@ class Plan:
 def plan_run(src: Path, missing_as_omitted: bool) -> Plan:
     """Check a run (complete, every present file as recorded) and split its files into keep/omit."""
     src = Path(src)
+    refuse_symlinks(src)  # a link would copy a file from outside the run into the bundle
+    refuse_special(src)
     status = RunDir(src).status()
     if status.get("state") != "complete":
         raise UserError(f"{src}: run is {status.get('state')!r}, only complete runs are published")
@@ -137,6 +143,8 @@ def copy_report(report: Path, out: Path) -> list[Path]:
     if report.resolve() == out.resolve():
         return []
     names = [n for n in REPORT_FILES if (report / n).is_file()] + sorted(p.name for p in report.glob("*.png"))
+    for name in names:
+        inside(report, name, f"{report} (report)")  # a linked figure would publish a file from elsewhere
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copy2(report / name, out / name)

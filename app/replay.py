@@ -13,9 +13,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.artifacts import refuse_symlinks
 from app.errors import UserError
 from app.publish import read_manifest, recorded_hashes
 from app.replay_diff import FileResult, compare_runs, stage_of
+from app.safepath import is_link, refuse_special
 from app.spec import RunSpec, load_spec
 
 LOCATION_KEYS = {"source"}  # data.json: where the data was read from, not what it is
@@ -112,19 +114,28 @@ def env_differences(src: Path, dest: Path, stages: list[str]) -> list[str]:
     return lines
 
 
-def replay(run_dir: Path, out: Path, stage: str = "all", progress: bool = False) -> Replay:
-    """Re-execute `run_dir` from its spec.json into `out` and compare every recorded hash."""
+def replay(
+    run_dir: Path, out: Path, stage: str = "all", progress: bool = False, trust_remote_code: bool = False, log=print
+) -> Replay:
+    """Re-execute `run_dir` from its spec.json into `out` and compare every recorded hash.
+
+    The run is a stranger's: it may hold no symlink, its manifest may name only plain relative paths
+    (app/safepath.py), and its spec's trust_remote_code counts only with `trust_remote_code`."""
+    from app.remote_code import stored_spec
     from app.stages import run_name
 
     src = Path(run_dir)
+    refuse_symlinks(src)  # before reading anything from it: a link could read or write elsewhere
+    refuse_special(src)
     spec = load_spec(src / "spec.json")
     manifest = read_manifest(src)
     stages = pick_stages(spec, stage)
     dest = Path(out) / run_name(spec)
-    if dest.exists():
+    if dest.exists() or is_link(dest):
         raise UserError(f"{dest}: already exists; replay needs a fresh directory (another --out)")
     check_data(spec, src)
-    execute(spec, src, Path(out), stages, manifest, progress)
+    with stored_spec(spec, src / "spec.json", trust_remote_code, log):
+        execute(spec, src, Path(out), stages, manifest, progress)
     files = compare_runs(src, dest, recorded_hashes(manifest), stages)
     return Replay(src, dest, files, env_differences(src, dest, stages))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.answer import RATES
@@ -22,6 +22,7 @@ from app.generate import engine_label
 from app.jsonl import read_jsonl
 from app.models import RUN_PREFIX
 from app.spec import load_spec
+from app.verify import REPORT_FILES, verify_reads, warn
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Run:
     records: list[dict]
     env: dict
     data: dict
+    unverified: list[str] = field(default_factory=list)  # with --allow-unverified: what its manifest does not vouch for
 
     @property
     def source(self) -> str | None:
@@ -53,11 +55,12 @@ class Run:
         return self.spec.group or ("base" if self.spec.train is None else "other")
 
 
-def load_run(path: Path) -> Run:
-    """Read what the report needs from one complete run directory."""
+def load_run(path: Path, allow_unverified: bool = False, note=warn) -> Run:
+    """Read what the report needs from one complete run directory, each file verified against its manifest."""
     refuse_symlinks(path)
     if not (path / "eval_metrics.json").is_file():
         raise UserError(f"{path}: no eval_metrics.json (run `repro eval` first)")
+    unverified = verify_reads(path, REPORT_FILES, allow_unverified, note)
     spec = load_spec(path / "spec.json")
     log_path = path / "train_log.jsonl"
     log = read_jsonl(log_path, torn_tail=False)
@@ -71,6 +74,7 @@ def load_run(path: Path) -> Run:
         read_predictions(path / "predictions.jsonl"),
         json.loads((path / "env.json").read_text()) if (path / "env.json").is_file() else {},
         json.loads((path / "data.json").read_text()) if (path / "data.json").is_file() else {},
+        unverified,
     )
 
 
@@ -99,7 +103,7 @@ def table_rows(runs: list[Run]) -> list[dict]:
         lo, hi = m["strict_ci95"]
         rows.append(
             {
-                "run": r.spec.name,
+                "run": r.spec.name + (" (unverified)" if r.unverified else ""),
                 "group": r.group,
                 "size": r.size or "-",
                 "budget": budget,
@@ -173,14 +177,17 @@ def build_report(
     allow_mixed_eval: bool = False,
     margin: float = DEFAULT_MARGIN,
     reference: bool = False,
+    allow_unverified: bool = False,
+    note=warn,
 ) -> Path:
     """Write report.md, report.html and the figures into `out`."""
     from app import report_render
 
-    runs = [load_run(Path(p)) for p in run_dirs]
+    runs = [load_run(Path(p), allow_unverified, note) for p in run_dirs]
     if not runs:
         raise UserError("report: no run directories given")
-    top_warnings = comparability_warnings(runs, allow_mixed_eval)
+    top_warnings = [f"unverified run, reported anyway (--allow-unverified): {r.path}" for r in runs if r.unverified]
+    top_warnings += comparability_warnings(runs, allow_mixed_eval)
     outcomes = [outcome(r) for r in runs if r.group != "decode"]
     trained = sorted({r.size for r in runs if r.size and r.group != "decode"})
     fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes

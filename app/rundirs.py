@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from app.artifacts import run_dir_name
+from app.safepath import is_link
 from app.spec import RunSpec, SpecError, parse_spec, spec_hash
 
 
@@ -33,7 +34,7 @@ def find_run_dir(spec: RunSpec, runs_root: Path) -> Path:
     pattern = re.compile(rf"{re.escape(spec.name)}-[0-9a-f]{{8}}")
     for candidate in sorted(root.iterdir()):
         stored = candidate / "spec.json"
-        if not pattern.fullmatch(candidate.name) or candidate.is_symlink() or not stored.is_file():
+        if not pattern.fullmatch(candidate.name) or is_link(candidate) or is_link(stored) or not stored.is_file():
             continue
         try:
             text = stored.read_text(encoding="utf-8")

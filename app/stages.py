@@ -139,6 +139,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
 
     from app.determinism import runtime_record
     from app.models import resolve_model
+    from app.remote_code import allowed
     from app.train import run_training, set_determinism
 
     if spec.train is None:
@@ -158,7 +159,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
             record_env(run, "train", {"runtime": runtime_record(spec.seed)})
         m = spec.model
         model_path = resolve_model(m.id, m.revision)
-        trust = m.trust_remote_code  # the same for the tokenizer here and the model in run_training
+        trust = allowed(spec)  # the same for the tokenizer here and the model in run_training
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=trust)
         examples, dropped = encode_train_set(spec, tokenizer)
         summary = run_training(

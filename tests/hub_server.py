@@ -129,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         data = repo.commits[sha][rel].read_bytes()
         headers = {"X-Repo-Commit": sha, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
-        self.send(200, data, headers, body)
+        self.send(200, self.hub.lies.get(rel, data), headers, body)  # a lie keeps the true file's ETag
 
     def error(self, status: int, code: str) -> None:
         self.send(status, json.dumps({"error": code}).encode(), {"X-Error-Code": code}, True)
@@ -144,11 +144,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class FakeHub:
-    """The server: `repos[(kind, id)]`, `requests` (every request line), `url` once started."""
+    """The server: `repos[(kind, id)]`, `requests` (every request line), `url` once started;
+    `lies[path in repo]`: bytes served for that file instead of its own, under its own ETag."""
 
     def __init__(self, port: int = 0):
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[str] = []
+        self.lies: dict[str, bytes] = {}
         handler = type("BoundHandler", (Handler,), {"hub": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -72,7 +72,8 @@ def test_not_utf8_names_the_line(tmp_path):
     [["rescore", "{run}"], ["compare", "{run}", "{run}"], ["report", "{run}", "--out", "{tmp}/report"]],
 )
 def test_commands_refuse_a_corrupt_middle_prediction_and_change_nothing(tmp_path, args):
-    """A complete run's predictions.jsonl with a damaged line 2: one error naming file:2, no file changes."""
+    """A complete run's predictions.jsonl with a damaged line 2: one error naming file:2, no file changes.
+    (Without --allow-unverified the manifest check refuses it first: tests/test_attacks.py.)"""
     import shutil
 
     from tests.helpers import repro, snapshot
@@ -84,7 +85,7 @@ def test_commands_refuse_a_corrupt_middle_prediction_and_change_nothing(tmp_path
     lines = pred.read_text().splitlines(keepends=True)
     pred.write_text(lines[0] + lines[1][:20] + "\n" + "".join(lines[2:]))
     before = snapshot(run)
-    out = repro(*[a.format(run=run, tmp=tmp_path) for a in args])
+    out = repro(*[a.format(run=run, tmp=tmp_path) for a in args], "--allow-unverified")
     assert out.returncode == 2
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {pred}:2: invalid JSON"), out.stderr
