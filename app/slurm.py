@@ -81,6 +81,24 @@ def parse_time(text: str) -> int:
     return a * 60 + (b or 0)  # M or M:S
 
 
+# What an option value may hold in a generated `#SBATCH` line: a newline would end the comment and
+# start a shell command, a space would add another sbatch option, and shell metacharacters have no
+# business there. Anything else (e.g. `--constraint=a&b`) is written into the saved script by hand.
+OPTION_VALUE = re.compile(r"[A-Za-z0-9_.,:=%@+/-]+")
+
+
+def check_options(opts: SlurmOptions) -> None:
+    """Refuse (one line naming the option) a value that could leave its `#SBATCH` line."""
+    named = [("--partition", opts.partition), ("--account", opts.account), ("--time", opts.time)]
+    named += [("--gres", opts.gres), ("--mem", opts.mem), ("job name", opts.job_name)]
+    named += [("--sbatch", x) for x in opts.extra]
+    for flag, value in named:
+        if value is not None and not OPTION_VALUE.fullmatch(value):
+            raise UserError(
+                f"{flag} {value!r}: a generated #SBATCH line holds only letters, digits and _ . , : = % @ + / -"
+            )
+
+
 def sbatch_lines(opts: SlurmOptions, n_tasks: int, out_dir: Path) -> list[str]:
     """The #SBATCH header: resources, the array, requeue and the pre-limit signal."""
     array = f"0-{n_tasks - 1}" + (f"%{opts.max_parallel}" if opts.max_parallel else "")
@@ -179,6 +197,7 @@ exit "$rc"
 
 def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python: str, workdir: Path) -> str:
     """The whole sbatch script for one sweep: header, per-task arrays, the task body."""
+    check_options(opts)
     env = {k: os.environ[k] for k in ("GSM8K_DIR", "HF_HOME", "REPRO_CACHE") if k in os.environ}
     parts = [
         "#!/bin/bash",
@@ -263,6 +282,7 @@ def submit(script: str, runs_root: Path, tasks: list[Task]) -> str:
 def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry_run: bool, gpu: str, log) -> str:
     """Submit the unfinished specs as one array (or print the script); returns the job id or ''."""
     runs_root = runs_root.resolve()
+    check_options(opts)  # before anything is read or written
     if opts.time and opts.signal_before_s >= parse_time(opts.time):
         raise UserError(f"--signal-before {opts.signal_before_s} s must be shorter than --time {opts.time}")
     chosen = select_tasks(spec_paths, runs_root, log)

@@ -7,11 +7,11 @@ eval_metrics.json) plus Slurm's queue when `squeue` exists. Pure apart from that
 from __future__ import annotations
 
 import calendar
-import json
 import time
 from pathlib import Path
 
 from app.artifacts import RunDir
+from app.runfiles import read_run_json
 from app.slurm import queue_states, submissions
 
 
@@ -39,7 +39,7 @@ def run_row(run: RunDir, jobs: dict[str, str], queued: dict[str, dict], now: flo
     """Everything `repro status` shows about one run, as plain values."""
     status = run.status()
     stages = status.get("stages", {})
-    metrics = json.loads(run.file("eval_metrics.json").read_text()) if run.file("eval_metrics.json").is_file() else {}
+    metrics = read_run_json(run.file("eval_metrics.json")) if run.file("eval_metrics.json").is_file() else {}
     train, ev = stages.get("train", {}), stages.get("eval", {})
     job = (status.get("slurm") or {}).get("job_id")
     submitted = queued.get(str(run.path.resolve()), {})
