@@ -165,9 +165,11 @@ def publish(
     ),
 ) -> None:
     """Copy runs without their checkpoints (kept as sha256 + size under "omitted" in the manifest)."""
+    from app.outdir import check_out_dir
     from app.publish import publish as publish_runs
 
     with user_errors():
+        check_out_dir(out)
         written = publish_runs(run_dirs, out, report, missing_as_omitted)
     for path in written:
         typer.echo(f"PUBLISHED {path}")
@@ -490,9 +492,11 @@ def report(
     ),
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html."""
+    from app.outdir import check_out_dir
     from app.report import build_report
 
     with user_errors():
+        check_out_dir(out)
         path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference)
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 

@@ -19,6 +19,7 @@ from app import __version__
 from app.artifacts import RunDir, now
 from app.custody import custody_problems, seal_json
 from app.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
+from app.runfiles import unreadable_run_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = tuple(
@@ -199,8 +200,10 @@ def audit(run_path: Path) -> tuple[list[str], list[str]]:
     run = RunDir(run_path)
     run.read_json("manifest.json")  # a run without a manifest cannot be audited
     problems = [f"file {line}" for line in custody_problems(run)]
+    damaged = unreadable_run_files(run.path)  # e.g. one flipped byte: reported, not raised
+    problems += [f"file {line}" for line in damaged]
     env_diffs = []
-    if run.file("env.json").is_file():
+    if run.file("env.json").is_file() and not any(line.startswith("env.json:") for line in damaged):
         now_fp = fingerprint()
         envs = run.read_json("env.json")
         for stage in sorted(envs):

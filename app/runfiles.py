@@ -147,7 +147,7 @@ def read_run_json(path: Path, rel: str | None = None) -> dict:
     obj = read_object(path, IntegrityError)
     found = problem(obj, SHAPES.get(rel or Path(path).name, OBJECT), "<root>")
     if found:
-        raise IntegrityError(f"{path}: {found.removeprefix('<root>.')}")
+        raise IntegrityError(f"{path}: {found.removeprefix('<root>.').removeprefix('<root>: ')}")
     return obj
 
 
@@ -162,3 +162,12 @@ def unreadable_run_files(run_path: Path) -> list[str]:
             except IntegrityError as exc:
                 lines.append(f"{rel}: {str(exc).removeprefix(f'{path}: ')}")
     return lines
+
+
+def optional_run_json(path: Path) -> dict:
+    """A run file's object, or {} when it is absent or damaged (for readers whose caller reports
+    damage itself: `repro audit` lists it through `unreadable_run_files`)."""
+    try:
+        return read_run_json(path) if Path(path).is_file() else {}
+    except IntegrityError:
+        return {}
