@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from app import preempt
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.spec import SpecError, load_spec, spec_hash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible SFT + evaluation for GSM8K.")
@@ -27,7 +27,7 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            typer.echo(f"error: {line}", err=True)
+            typer.echo(f"error: {one_line(line)}", err=True)  # a stranger's text cannot break the line
         raise typer.Exit(exc.exit_code) from None
     except preempt.Interrupted as exc:
         typer.echo(f"interrupted: {exc}; the same command resumes", err=True)
@@ -46,12 +46,12 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
         except SpecError as exc:
             failed = True
             for line in exc.problems:
-                typer.echo(line, err=True)
+                typer.echo(one_line(line), err=True)
             continue
         size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
         problems = check_spec_data(spec.data.source, size, spec.data.eval_split)
         for line in problems:
-            typer.echo(f"{path}: {line}", err=True)
+            typer.echo(one_line(f"{path}: {line}"), err=True)  # data.source is the spec's text: one line
         failed |= bool(problems)
         if not problems:
             typer.echo(f"OK {path} {spec_hash(spec)}")
@@ -122,9 +122,9 @@ def audit(
         env_problems = strict_problems(run_dir, _runtime()) if strict else []
         _, omitted = check_files(run_dir)
     for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()]:
-        typer.echo(line)
+        typer.echo(one_line(line))  # names from a stranger's manifest: one printable line each
     for line in problems + env_problems:
-        typer.echo(line, err=True)
+        typer.echo(one_line(line), err=True)
     if problems or env_problems:
         what = f"{len(problems)} file problem(s)" + (f", {len(env_problems)} environment problem(s)" if strict else "")
         typer.echo(f"AUDIT FAILED {run_dir}: {what}", err=True)

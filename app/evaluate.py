@@ -14,7 +14,7 @@ from pathlib import Path
 
 from app.answer import RATES, STATUSES, answer_position, canonical_gold, grade, think_length
 from app.artifacts import append_bytes
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.jsonl import read_jsonl
 from app.metrics import summarize
 from app.runfiles import COUNT, NUMBER, STR, Either, Leaf, Rec, problem
@@ -76,7 +76,7 @@ def read_predictions(
             raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
         wrong = problem(rec, PREDICTION, "<line>")
         if wrong:  # a field of the wrong type would crash grading or the metrics later
-            raise UserError(f"{path}:{lineno}: {wrong.removeprefix('<line>.')}")
+            raise UserError(one_line(f"{path}:{lineno}: {wrong.removeprefix('<line>.')}"))
     return records
 
 

@@ -208,6 +208,9 @@ def audit(run_path: Path) -> tuple[list[str], list[str]]:
         envs = run.read_json("env.json")
         for stage in sorted(envs):
             recorded = latest_env(envs, stage)
+            if not recorded:  # an empty attempt list or entry: nothing to compare
+                env_diffs.append(f"{stage} image: no environment recorded")
+                continue
             env_diffs.append(f"{stage} image: {image_verdict(recorded, now_fp)}")
             env_diffs += [f"{stage} {line}" for line in diff_fingerprints(recorded, now_fp)]
     return problems, env_diffs

@@ -10,11 +10,12 @@ does not name are allowed (files written by older or newer code). Pure.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import IntegrityError
+from app.errors import IntegrityError, one_line
 from app.jsonfile import read_object
 
 
@@ -60,8 +61,21 @@ STR = Leaf("a string", lambda v: isinstance(v, str))
 COUNT = Leaf("a non-negative integer", lambda v: _int(v) and v >= 0)
 NUMBER = Leaf("a number", lambda v: _int(v) or isinstance(v, float))
 OBJECT = Leaf("an object", lambda v: isinstance(v, dict))
-STAMP = Leaf("a UTC time YYYY-MM-DDTHH:MM:SSZ", lambda v: isinstance(v, str) and bool(_STAMP.fullmatch(v)))
+
+
+def _stamp(v: object) -> bool:
+    """A time as `now()` writes it, one `time.strptime` reads back (`repro status` does)."""
+    if not (isinstance(v, str) and _STAMP.fullmatch(v)):
+        return False
+    try:
+        time.strptime(v, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
 _STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+STAMP = Leaf("a UTC time YYYY-MM-DDTHH:MM:SSZ", _stamp)
 
 
 def problem(value: object, shape: object, loc: str) -> str | None:
@@ -147,7 +161,7 @@ def read_run_json(path: Path, rel: str | None = None) -> dict:
     obj = read_object(path, IntegrityError)
     found = problem(obj, SHAPES.get(rel or Path(path).name, OBJECT), "<root>")
     if found:
-        raise IntegrityError(f"{path}: {found.removeprefix('<root>.').removeprefix('<root>: ')}")
+        raise IntegrityError(one_line(f"{path}: {found.removeprefix('<root>.').removeprefix('<root>: ')}"))
     return obj
 
 

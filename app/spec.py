@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.jsonfile import parse_json
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -175,7 +175,7 @@ def format_validation_error(path: str, err: ValidationError) -> list[str]:
     for problem in err.errors():
         loc = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-after")) or "<root>"
         loc = ".".join(p for p in loc.split(".") if p not in ("int", "literal['full']"))
-        lines.append(f"{path}: {loc}: {problem['msg']}")
+        lines.append(one_line(f"{path}: {loc}: {problem['msg']}"))
     return lines
 
 
