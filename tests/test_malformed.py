@@ -295,3 +295,13 @@ def test_gsm8k_row_with_an_over_long_integer_is_one_line(tmp_path, real_gsm8k):
         err[0]
         == f"{spec}: data.source: {data / 'test.jsonl'}:3: invalid JSON: an integer with 5000 digits (at most 4300)"
     )
+
+
+@pytest.mark.parametrize("rel", ["eval_metrics.json", "env.json", "data.json", "train_metrics.json"])
+def test_report_on_a_damaged_run_file_is_one_line_exit_1(rel, run_copy):
+    path = run_copy / rel
+    path.write_text(path.read_text()[:30])
+    out = run_copy.parent / "report"
+    code, _, err = cli("report", str(run_copy), "--out", str(out))
+    assert code == 1 and len(err) == 1 and err[0].startswith(f"error: {path}:") and "invalid JSON" in err[0], err
+    assert not out.exists()
