@@ -305,3 +305,16 @@ def test_report_on_a_damaged_run_file_is_one_line_exit_1(rel, run_copy):
     code, _, err = cli("report", str(run_copy), "--out", str(out))
     assert code == 1 and len(err) == 1 and err[0].startswith(f"error: {path}:") and "invalid JSON" in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"), [("[", "invalid JSON"), ('{"hidden_size": 4}', "not a decoder config plan can read")]
+)
+def test_plan_of_a_model_with_a_broken_config_is_one_line(config, needle, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(config)
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"name": "x", "model": {"id": str(model)}, "train": {"epochs": 1}}))
+    code, _, err = cli("plan", str(spec))
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {model / 'config.json'}") and needle in err[0]
