@@ -25,6 +25,7 @@ from pathlib import Path
 
 from app.artifacts import RunDir, now
 from app.errors import UserError
+from app.jsonl import read_jsonl
 from app.preempt import EXIT_CODE
 from app.rundirs import find_run_dir
 from app.spec import RunSpec, load_spec
@@ -229,8 +230,9 @@ def submissions(runs_root: Path) -> dict[str, dict]:
     """The latest submission of each run directory (from .slurm/submissions.jsonl)."""
     path = runs_root / SLURM_DIR / "submissions.jsonl"
     out = {}
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        rec = json.loads(line)
+    for lineno, rec in enumerate(read_jsonl(path), start=1):  # a torn last append is dropped
+        if not all(isinstance(rec.get(k), str) for k in ("job_id", "run_dir")):
+            raise UserError(f"{path}:{lineno}: expected string fields job_id and run_dir")
         out[rec["run_dir"]] = rec
     return out
 

@@ -318,3 +318,14 @@ def test_plan_of_a_model_with_a_broken_config_is_one_line(config, needle, tmp_pa
     spec.write_text(json.dumps({"name": "x", "model": {"id": str(model)}, "train": {"epochs": 1}}))
     code, _, err = cli("plan", str(spec))
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {model / 'config.json'}") and needle in err[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("{oops\n", ":1: invalid JSON"), ('{"job_id": 1, "run_dir": "r"}\n', ":1: expected string fields job_id")],
+)
+def test_damaged_slurm_submissions_are_one_line(text, needle, tmp_path):
+    (tmp_path / ".slurm").mkdir()
+    (tmp_path / ".slurm" / "submissions.jsonl").write_text(text)
+    code, _, err = cli("status", str(tmp_path))
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {tmp_path / '.slurm'}") and needle in err[0]
