@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from app.errors import UserError
 
 Error = Callable[[str], Exception]  # an exception class, or a function that builds one
+# `"\ud800"` is valid JSON but no Unicode text: printed or hashed later, it would raise.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 MAX_INT_DIGITS = 4300  # Python's default int-to-string limit (sys.get_int_max_str_digits())
 
 
@@ -57,7 +60,12 @@ def parse_json(text: str, where: str, error: Error = UserError, strict: bool = F
     if strict:
         hooks.update(parse_constant=_constant, parse_float=_float, object_pairs_hook=_unique_keys)
     try:
-        return json.loads(text, **hooks)
+        obj = json.loads(text, **hooks)
+        if _SURROGATE_ESCAPE.search(text):  # rare: only then pay for the check
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return obj
+    except UnicodeEncodeError:
+        raise error(f"{where}: invalid JSON: a lone surrogate escape (\\ud800-\\udfff) is not text") from None
     except json.JSONDecodeError as exc:
         at = f":{exc.lineno}:{exc.colno}" if locate else ""
         raise error(f"{where}{at}: invalid JSON: {exc.msg}") from None

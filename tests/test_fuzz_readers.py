@@ -143,3 +143,20 @@ def test_run_file_readers_fuzz(run_copy, monkeypatch):
         assert len(errors) <= 1 and (not errors or len(result.stderr.strip().splitlines()) == 1), result.stderr
         assert snapshot(run_copy) == before, (i, rel)
         (run_copy / rel).write_text(originals[rel])
+
+
+def test_predictions_reader_fuzz(tmp_path):
+    """Mutated predictions lines: `repro rescore` grades them or gives one error line, exit 2."""
+    lines = (RUN / "predictions.jsonl").read_text().splitlines()[:4]
+    rng, runner = random.Random(SEED + 3), CliRunner()
+    pred = tmp_path / "predictions.jsonl"
+    for i in range(N // 2):
+        k = rng.randrange(len(lines))
+        mutated = mutate(lines[k], rng).replace("\n", " ")
+        pred.write_text("\n".join([*lines[:k], mutated, *lines[k + 1 :]]) + "\n", errors="surrogatepass")
+        before = snapshot(tmp_path)
+        result = runner.invoke(app, ["rescore", str(pred), "--json"], catch_exceptions=False)
+        err = result.stderr.strip().splitlines()
+        assert result.exit_code in (0, 2), (i, result.stderr)
+        assert result.exit_code == 0 or (len(err) == 1 and err[0].startswith(f"error: {pred}")), err
+        assert snapshot(tmp_path) == before

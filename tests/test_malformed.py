@@ -64,6 +64,7 @@ SPECS = {
     "duplicate_key": ('{"name": "x", "seed": 1, "seed": 2}', "duplicate key 'seed'"),
     "duplicate_nested_key": ('{"name": "x", "eval": {"stop": [], "stop": ["x"]}}', "duplicate key 'stop'"),
     "over_long_integer": (f'{{"name": "x", "seed": {BIG}}}', "an integer with 5000 digits (at most 4300)"),
+    "lone_surrogate": ('{"name": "x", "group": "\\ud800"}', "a lone surrogate escape"),
     "deep_nesting": ('{"name": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON: nested too deeply"),
 }
 
