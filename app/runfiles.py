@@ -135,6 +135,8 @@ MANIFEST = Rec(
         ),
     },
 )
+# What `repro audit` compares with the spec's pinned revisions (a hub fetch record, or a model's hashes).
+SOURCE = Opt(Rec(optional={"commit": Opt(STR), "type": Opt(STR), "id": Opt(STR)}))
 ENV = Rec(optional={"pip_freeze": ListOf(STR), "image": Opt(OBJECT), "runtime": Opt(OBJECT), "git": Opt(OBJECT)})
 METRICS = Rec(
     optional={
@@ -142,7 +144,7 @@ METRICS = Rec(
         "strict_accuracy": NUMBER,
         "unclosed_rate": NUMBER,
         "grader_version": STR,
-        "model_source": Opt(OBJECT),
+        "model_source": SOURCE,
         "status_counts": MapOf(COUNT),
     }
 )
@@ -150,9 +152,9 @@ SHAPES = {
     "status.json": STATUS,
     "manifest.json": MANIFEST,
     "env.json": MapOf(Either((ENV, ListOf(ENV)))),
-    "data.json": Rec(optional={"source_sha256": MapOf(STR), "hub": Opt(OBJECT)}),
+    "data.json": Rec(optional={"source_sha256": MapOf(STR), "hub": SOURCE}),
     "eval_metrics.json": METRICS,
-    "train_metrics.json": Rec(optional={"model_source": Opt(OBJECT)}),
+    "train_metrics.json": Rec(optional={"model_source": SOURCE}),
 }
 
 
