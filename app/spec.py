@@ -23,7 +23,7 @@ SCHEMA_VERSION = 2
 MIGRATIONS = {1: lambda raw: raw}  # version → how to turn it into version + 1 (1 → 2 only adds the field)
 MAX_SEED = 2**32 - 1  # numpy's and CUDA's seeds are 32-bit: a larger one would validate, then fail to run
 # Budgets past any sane GSM8K run (its train split is ~2M tokens; epochs stop at 100), so `repro plan`,
-# which walks the token stream step by step, always ends quickly.
+# which walks the token stream to count a token budget's steps, always ends within seconds.
 MAX_STEPS = 10**7
 MAX_TOKENS = 10**9
 # An empty stop string matches at once: every output would be empty and score 0% without a word.

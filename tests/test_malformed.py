@@ -330,3 +330,12 @@ def test_damaged_slurm_submissions_are_one_line(text, needle, tmp_path):
     (tmp_path / ".slurm" / "submissions.jsonl").write_text(text)
     code, _, err = cli("status", str(tmp_path))
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {tmp_path / '.slurm'}") and needle in err[0]
+
+
+@pytest.mark.parametrize("command", ["run", "train", "eval", "pending"])
+def test_a_seed_past_32_bits_never_reaches_a_run_directory(command, tmp_path):
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({**SPEC, "seed": 2**32}))
+    code, _, err = cli(command, str(spec), "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {spec}: seed: "), err
+    assert not (tmp_path / "runs").exists()
