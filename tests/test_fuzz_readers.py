@@ -124,7 +124,7 @@ def check_readers(run: Path) -> None:
 
 
 def test_run_file_readers_fuzz(run_copy, monkeypatch):
-    """Mutated run files: readers and `repro status`/`audit` give one error line or a report, exit 0/1."""
+    """Mutated run files: readers, `repro status`, `audit` and `publish` give one error line or a report."""
     from app import fingerprint
 
     here = fingerprint.fingerprint()  # this machine does not change between cases: fingerprint it once
@@ -136,9 +136,15 @@ def test_run_file_readers_fuzz(run_copy, monkeypatch):
         (run_copy / rel).write_text(mutate(originals[rel], rng), encoding="utf-8", errors="surrogatepass")
         before = snapshot(run_copy)
         check_readers(run_copy)
-        command = "audit" if i % 2 == 0 else "status"
-        result = runner.invoke(app, [command, str(run_copy)], catch_exceptions=False)
-        assert result.exit_code in (0, 1), (i, rel, result.stderr)
+        published = run_copy.parent / "published"  # outside the run; a clean mutation publishes
+        args = [
+            ["audit", str(run_copy)],
+            ["status", str(run_copy)],
+            ["publish", str(run_copy), "--out", str(published)],
+        ]
+        result = runner.invoke(app, args[i % 3], catch_exceptions=False)
+        shutil.rmtree(published, ignore_errors=True)
+        assert result.exit_code in (0, 1, 2), (i, rel, result.stderr)
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) <= 1 and (not errors or len(result.stderr.strip().splitlines()) == 1), result.stderr
         assert snapshot(run_copy) == before, (i, rel)
