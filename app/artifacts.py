@@ -20,6 +20,7 @@ from pathlib import Path
 from app.errors import UserError, WriteFailed
 from app.faults import file_fault
 from app.preempt import Interrupted
+from app.runfiles import read_run_json
 
 UNHASHED = {"manifest.json", "status.json", ".lock"}
 TRANSIENT_DIRS = {"resume", "logs"}  # logs/: Slurm task logs, appended after completion
@@ -199,10 +200,7 @@ class RunDir:
         p = self.file(rel)
         if not p.is_file():
             raise UserError(f"{p}: not found")
-        try:
-            return json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        return read_run_json(p, rel)  # its shape checked: a damaged file is one line naming it (exit 1)
 
     def write_json(self, rel: str, obj: object) -> None:
         atomic_write_json(self.file(rel), obj)
@@ -212,7 +210,7 @@ class RunDir:
 
     def status(self) -> dict:
         p = self.file("status.json")
-        return json.loads(p.read_text()) if p.is_file() else {"state": "new", "stages": {}, "required": []}
+        return read_run_json(p) if p.is_file() else {"state": "new", "stages": {}, "required": []}
 
     def stage_state(self, stage: str) -> str | None:
         return self.status()["stages"].get(stage, {}).get("state")
@@ -281,7 +279,7 @@ class RunDir:
         """Seal what a completed stage wrote. Files sealed earlier keep their recorded hash (never
         re-hashed into a clean manifest), so a change made meanwhile still shows in `repro audit`."""
         p = self.file("manifest.json")
-        prev = json.loads(p.read_text()) if p.is_file() else {}
+        prev = read_run_json(p) if p.is_file() else {}
         old = prev.get("files", {})
         manifest = {**hash_tree(self.path, known=old), **old}
         record = {"files": manifest, "updated_at": now()}

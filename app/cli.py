@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from app import preempt
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.spec import SpecError, load_spec, spec_hash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible SFT + evaluation for GSM8K.")
@@ -37,7 +37,7 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            typer.echo(f"error: {line}", err=True)
+            typer.echo(f"error: {one_line(line)}", err=True)  # a stranger's text cannot break the line
         raise typer.Exit(exc.exit_code) from None
     except preempt.Interrupted as exc:
         typer.echo(f"interrupted: {exc}; the same command resumes", err=True)
@@ -56,12 +56,12 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
         except SpecError as exc:
             failed = True
             for line in exc.problems:
-                typer.echo(line, err=True)
+                typer.echo(one_line(line), err=True)
             continue
         size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
         problems = check_spec_data(spec.data.source, size, spec.data.eval_split)
         for line in problems:
-            typer.echo(f"{path}: {line}", err=True)
+            typer.echo(one_line(f"{path}: {line}"), err=True)  # data.source is the spec's text: one line
         failed |= bool(problems)
         if not problems:
             typer.echo(f"OK {path} {spec_hash(spec)}")
@@ -138,9 +138,9 @@ def audit(
             for rel in slurm_logs(RunDir(run_dir))
         ]
     for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()] + logs:
-        typer.echo(line)
+        typer.echo(one_line(line))  # names from a stranger's manifest: one printable line each
     for line in problems + env_problems:
-        typer.echo(line, err=True)
+        typer.echo(one_line(line), err=True)
     if problems or env_problems:
         what = f"{len(problems)} file problem(s)" + (f", {len(env_problems)} environment problem(s)" if strict else "")
         typer.echo(f"AUDIT FAILED {run_dir}: {what}", err=True)
@@ -193,9 +193,11 @@ def publish(
     ),
 ) -> None:
     """Copy runs without their checkpoints (kept as sha256 + size under "omitted" in the manifest)."""
+    from app.outdir import check_out_dir
     from app.publish import publish as publish_runs
 
     with user_errors():
+        check_out_dir(out)
         written = publish_runs(run_dirs, out, report, missing_as_omitted)
     for path in written:
         typer.echo(f"PUBLISHED {path}")
@@ -534,9 +536,11 @@ def report(
     allow_unverified: bool = UNVERIFIED,
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html."""
+    from app.outdir import check_out_dir
     from app.report import build_report
 
     with user_errors():
+        check_out_dir(out)
         path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference, allow_unverified, _note)
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file, symlinks_in
 from app.errors import IntegrityError, UserError
 from app.safepath import entries, is_link, is_safe_rel
+from app.runfiles import read_run_json
 
 MANIFEST = "manifest.json"
 # What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.
@@ -46,12 +47,7 @@ def read_manifest(run: RunDir) -> dict:
     path = run.file(MANIFEST)
     if not path.is_file():
         return {"files": {}}
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise IntegrityError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    manifest.setdefault("files", {})
-    return manifest
+    return read_run_json(path, MANIFEST)  # IntegrityError naming it when damaged or of the wrong shape
 
 
 def _write_manifest(run: RunDir, manifest: dict) -> None:
@@ -267,7 +263,7 @@ def read_resume_json(path: Path) -> dict:
     """A JSON object from resume/ (latest.json, rng.json), or IntegrityError naming the file."""
     try:
         obj = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, an over-long integer, deep nesting
         raise IntegrityError(f"{path}: not JSON, refusing to resume from it ({type(exc).__name__})") from None
     if not isinstance(obj, dict):
         raise IntegrityError(f"{path}: not a JSON object, refusing to resume from it")

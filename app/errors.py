@@ -15,3 +15,9 @@ class IntegrityError(UserError):
 
 class WriteFailed(UserError):
     """A write ran out of space (or into a file size limit); the message names the file."""
+
+
+def one_line(text: str) -> str:
+    """`text` with every unprintable character (a newline in a JSON key, say) escaped, so an error
+    quoting a stranger's input stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from app.answer import RATES, STATUSES, answer_position, canonical_gold, grade, think_length
 from app.artifacts import append_bytes
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.jsonl import read_jsonl
 from app.metrics import summarize
+from app.runfiles import COUNT, NUMBER, STR, Either, Leaf, Rec, problem
 from app.spec import RunSpec
 
 
@@ -48,6 +49,21 @@ def make_record(
     }
 
 
+# The fields grading and the metrics read, when present (read_predictions' `required` says which must be).
+TOKENS = Leaf("a token count", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53)
+PREDICTION = Rec(
+    optional={
+        "id": STR,
+        "output": STR,
+        "gold": Either((STR, NUMBER)),
+        "finish_reason": STR,
+        "index": COUNT,
+        "prompt_sha256": STR,
+        "n_tokens": TOKENS,
+    }
+)
+
+
 def read_predictions(
     path: Path, required=("id", "output", "gold", "finish_reason"), torn_tail: bool = False
 ) -> list[dict]:
@@ -58,6 +74,9 @@ def read_predictions(
         missing = [k for k in required if k not in rec]
         if missing:
             raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+        wrong = problem(rec, PREDICTION, "<line>")
+        if wrong:  # a field of the wrong type would crash grading or the metrics later
+            raise UserError(one_line(f"{path}:{lineno}: {wrong.removeprefix('<line>.')}"))
     return records
 
 

@@ -20,6 +20,7 @@ from app.artifacts import RunDir, now
 from app.custody import custody_problems, seal_json
 from app.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
 from app.safepath import inside, is_link
+from app.runfiles import unreadable_run_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = tuple(
@@ -201,6 +202,7 @@ def audit(run_path: Path) -> tuple[list[str], list[str]]:
     inside(run.path, "manifest.json", str(run.path))  # a linked manifest could vouch for anything
     run.read_json("manifest.json")  # a run without a manifest cannot be audited
     lines = custody_problems(run, strict=True)
+    lines += unreadable_run_files(run.path)  # e.g. one flipped byte: reported, not raised
     problems = [f"file {line}" for line in lines]
     env_diffs = []
     if any(line.startswith("env.json: ") for line in lines):  # never print what a link or tampered file says
@@ -210,6 +212,9 @@ def audit(run_path: Path) -> tuple[list[str], list[str]]:
         envs = run.read_json("env.json")
         for stage in sorted(envs):
             recorded = latest_env(envs, stage)
+            if not recorded:  # an empty attempt list or entry: nothing to compare
+                env_diffs.append(f"{stage} image: no environment recorded")
+                continue
             env_diffs.append(f"{stage} image: {image_verdict(recorded, now_fp)}")
             env_diffs += [f"{stage} {line}" for line in diff_fingerprints(recorded, now_fp)]
     return problems, env_diffs

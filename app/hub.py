@@ -288,6 +288,7 @@ def pin_problems(spec: RunSpec, recorded: list[tuple[str, dict | None]]) -> list
 
 def run_pin_problems(run_path: Path) -> list[str]:
     """pin_problems for a run directory: its spec.json against the commits its files recorded."""
+    from app.runfiles import optional_run_json
     from app.spec import SpecError, load_spec
 
     if is_link(run_path / "spec.json"):
@@ -300,6 +301,6 @@ def run_pin_problems(run_path: Path) -> list[str]:
     recorded = []
     for name, key in keys.items():
         if (run_path / name).is_file() and not is_link(run_path / name):  # a link is reported, never read
-            rec = json.loads((run_path / name).read_text()).get(key)
+            rec = optional_run_json(run_path / name).get(key)  # a damaged file: audit reports it
             recorded += [(name, rec)] if isinstance(rec, dict) and rec.get("commit") else []
     return pin_problems(spec, recorded)

@@ -8,10 +8,10 @@ can resume. Pure.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from app.errors import UserError
+from app.jsonfile import parse_json
 
 
 def parse_jsonl(text: str, where: str, torn_tail: bool = True) -> list[dict]:
@@ -23,12 +23,13 @@ def parse_jsonl(text: str, where: str, torn_tail: bool = True) -> list[dict]:
         if last and not line:
             break
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
+            rec = parse_json(line, f"{where}:{lineno}", locate=False)
+        except UserError:
             if last and torn_tail:
                 break
-            why = "blank line" if not line.strip() else f"invalid JSON: {exc.msg}"
-            raise UserError(f"{where}:{lineno}: {why}") from None
+            if not line.strip():
+                raise UserError(f"{where}:{lineno}: blank line") from None
+            raise
         if not isinstance(rec, dict):
             raise UserError(f"{where}:{lineno}: expected a JSON object, got {type(rec).__name__}")
         records.append(rec)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app.artifacts import sha256_file
 from app.errors import UserError
+from app.jsonfile import read_object
 
 EMBEDDED = "smollm2-135m"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -166,7 +167,7 @@ def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
     if is_hub_model(model_id) and path.resolve().is_relative_to(hub_cache().resolve()):
         return {**model_snapshot(model_id, revision)[1], "hub": True, "path": str(path)}
     files = {p.name: sha256_file(p) for p in sorted(path.glob("*.safetensors"))}
-    source = json.loads((path / "source.json").read_text()) if (path / "source.json").is_file() else None
+    source = read_object(path / "source.json") if (path / "source.json").is_file() else None
     return {"id": model_id, "path": str(path), "safetensors_sha256": files, "source": source}
 
 

@@ -7,7 +7,6 @@ assumptions printed next to the numbers (ASSUMPTIONS). Pure: no torch, transform
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from app.data import select_eval, select_train
 from app.errors import UserError
+from app.jsonfile import read_object
 from app.prompts import answer_span_start, get_template, render_prompt, render_target
 from app.sft_data import plan_steps
 from app.spec import RunSpec
@@ -91,6 +91,14 @@ def shape_from_config(cfg: dict) -> Shape:
     )
 
 
+def checked_shape(path: Path) -> Shape:
+    """The shape a config.json describes, or one line naming the file (a damaged or foreign config)."""
+    try:
+        return shape_from_config(read_object(path))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise UserError(f"{path}: not a decoder config plan can read ({type(exc).__name__}: {exc})") from None
+
+
 def model_shape(model_id: str) -> Shape:
     """Known ids, a local checkpoint's config.json, or a cached hub snapshot's."""
     if model_id in KNOWN:
@@ -99,7 +107,7 @@ def model_shape(model_id: str) -> Shape:
     cached = glob.glob(f"{hub}/hub/models--{model_id.replace('/', '--')}/snapshots/*/config.json")
     for path in [Path(model_id) / "config.json", *map(Path, cached)]:
         if path.is_file():
-            return shape_from_config(json.loads(path.read_text()))
+            return checked_shape(path)
     raise UserError(f"plan: size of model {model_id!r} unknown; known: {sorted(KNOWN)}, or a local checkpoint dir")
 
 

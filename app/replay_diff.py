@@ -16,6 +16,7 @@ from app.artifacts import sha256_file
 from app.evaluate import read_predictions, regrade
 from app.jsonl import read_jsonl
 from app.metrics import summarize
+from app.runfiles import read_run_json
 from app.spec import parse_spec
 
 # Fields that record time, place or process history, per file (dotted paths into the JSON object).
@@ -108,7 +109,7 @@ def compare_content(rel: str, orig: Path, new: Path, regraded: list[dict] | None
         same = parse_spec(orig.read_text()).model_dump() == parse_spec(new.read_text()).model_dump()
         return FileResult(rel, "same", "same spec, written differently") if same else FileResult(rel, "differs")
     elif rel.endswith(".json"):
-        a, b = json.loads(orig.read_text()), json.loads(new.read_text())
+        a, b = read_run_json(orig, rel), read_run_json(new, rel)  # a damaged file: one line naming it
         if rel == "eval_metrics.json" and regraded is not None:
             a = {**a, **summarize(regraded)}
         keys = differing_keys(drop(a, volatile), drop(b, volatile))
@@ -143,7 +144,7 @@ def compare_file(rel: str, recorded: str, src: Path, new: Path, regraded: list[d
 def regraded_original(src: Path, current_grader: str) -> tuple[list[dict] | None, str | None]:
     """The original predictions regraded, when they were graded by another grader version."""
     metrics = src / "eval_metrics.json"
-    recorded = json.loads(metrics.read_text()).get("grader_version") if metrics.is_file() else None
+    recorded = read_run_json(metrics).get("grader_version") if metrics.is_file() else None
     if recorded is None or recorded == current_grader or not (src / "predictions.jsonl").is_file():
         return None, None
     return regrade(read_predictions(src / "predictions.jsonl")), recorded

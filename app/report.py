@@ -21,6 +21,7 @@ from app.fingerprint import latest_env
 from app.generate import engine_label
 from app.jsonl import read_jsonl
 from app.models import RUN_PREFIX
+from app.runfiles import read_run_json
 from app.spec import load_spec
 from app.verify import REPORT_FILES, verify_reads, warn
 
@@ -68,12 +69,12 @@ def load_run(path: Path, allow_unverified: bool = False, note=warn) -> Run:
     return Run(
         path,
         spec,
-        json.loads((path / "eval_metrics.json").read_text()),
-        json.loads(tm.read_text()) if tm.is_file() else None,
+        read_run_json(path / "eval_metrics.json"),  # checked: a damaged file is one line naming it
+        read_run_json(tm) if tm.is_file() else None,
         log,
         read_predictions(path / "predictions.jsonl"),
-        json.loads((path / "env.json").read_text()) if (path / "env.json").is_file() else {},
-        json.loads((path / "data.json").read_text()) if (path / "data.json").is_file() else {},
+        read_run_json(path / "env.json") if (path / "env.json").is_file() else {},
+        read_run_json(path / "data.json") if (path / "data.json").is_file() else {},
         unverified,
     )
 

@@ -8,6 +8,7 @@ Masking contract (CS336 style), for one example of length T:
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,8 +166,22 @@ def plan_steps(
     if epochs is not None:
         return max(1, -(-round(epochs * len(lengths)) // global_batch))
     assert max_tokens is not None
-    seen, pos = 0, 0
-    while seen < max_tokens:
-        seen += sum(lengths[i] for i in stream_slice(lengths, seed, pos, global_batch, group))
-        pos += global_batch
-    return pos // global_batch
+    return token_budget_steps(lengths, global_batch, seed, group, max_tokens)
+
+
+def token_budget_steps(lengths: list[int], global_batch: int, seed: int, group: int | None, max_tokens: int) -> int:
+    """Steps until the stream's tokens reach `max_tokens` (the step that crosses it counts).
+
+    One pass over the stream with each epoch's order built once, so the cost is the number of
+    examples trained, not steps x subset size (`repro plan` of a large budget must not hang)."""
+    if not lengths or not any(lengths):
+        raise UserError("train.max_tokens: no training tokens to count (every example was dropped)")
+    seen = steps = in_batch = 0
+    for epoch in itertools.count():
+        for i in epoch_order(lengths, seed, epoch, group):
+            seen, in_batch = seen + lengths[i], in_batch + 1
+            if in_batch == global_batch:
+                steps, in_batch = steps + 1, 0
+                if seen >= max_tokens:
+                    return steps
+    raise AssertionError("unreachable")

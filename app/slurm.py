@@ -25,6 +25,7 @@ from pathlib import Path
 
 from app.artifacts import RunDir, now
 from app.errors import UserError
+from app.jsonl import read_jsonl
 from app.preempt import EXIT_CODE
 from app.rundirs import find_run_dir
 from app.spec import RunSpec, load_spec
@@ -79,6 +80,24 @@ def parse_time(text: str) -> int:
     if c is not None:  # H:M:S
         return (a * 60 + b) * 60 + c
     return a * 60 + (b or 0)  # M or M:S
+
+
+# What an option value may hold in a generated `#SBATCH` line: a newline would end the comment and
+# start a shell command, a space would add another sbatch option, and shell metacharacters have no
+# business there. Anything else (e.g. `--constraint=a&b`) is written into the saved script by hand.
+OPTION_VALUE = re.compile(r"[A-Za-z0-9_.,:=%@+/-]+")
+
+
+def check_options(opts: SlurmOptions) -> None:
+    """Refuse (one line naming the option) a value that could leave its `#SBATCH` line."""
+    named = [("--partition", opts.partition), ("--account", opts.account), ("--time", opts.time)]
+    named += [("--gres", opts.gres), ("--mem", opts.mem), ("job name", opts.job_name)]
+    named += [("--sbatch", x) for x in opts.extra]
+    for flag, value in named:
+        if value is not None and not OPTION_VALUE.fullmatch(value):
+            raise UserError(
+                f"{flag} {value!r}: a generated #SBATCH line holds only letters, digits and _ . , : = % @ + / -"
+            )
 
 
 def sbatch_lines(opts: SlurmOptions, n_tasks: int, out_dir: Path) -> list[str]:
@@ -179,6 +198,7 @@ exit "$rc"
 
 def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python: str, workdir: Path) -> str:
     """The whole sbatch script for one sweep: header, per-task arrays, the task body."""
+    check_options(opts)
     env = {k: os.environ[k] for k in ("GSM8K_DIR", "HF_HOME", "REPRO_CACHE") if k in os.environ}
     parts = [
         "#!/bin/bash",
@@ -210,8 +230,9 @@ def submissions(runs_root: Path) -> dict[str, dict]:
     """The latest submission of each run directory (from .slurm/submissions.jsonl)."""
     path = runs_root / SLURM_DIR / "submissions.jsonl"
     out = {}
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        rec = json.loads(line)
+    for lineno, rec in enumerate(read_jsonl(path), start=1):  # a torn last append is dropped
+        if not all(isinstance(rec.get(k), str) for k in ("job_id", "run_dir")):
+            raise UserError(f"{path}:{lineno}: expected string fields job_id and run_dir")
         out[rec["run_dir"]] = rec
     return out
 
@@ -263,6 +284,7 @@ def submit(script: str, runs_root: Path, tasks: list[Task]) -> str:
 def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry_run: bool, gpu: str, log) -> str:
     """Submit the unfinished specs as one array (or print the script); returns the job id or ''."""
     runs_root = runs_root.resolve()
+    check_options(opts)  # before anything is read or written
     if opts.time and opts.signal_before_s >= parse_time(opts.time):
         raise UserError(f"--signal-before {opts.signal_before_s} s must be shorter than --time {opts.time}")
     chosen = select_tasks(spec_paths, runs_root, log)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.errors import UserError
+from app.errors import UserError, one_line
+from app.jsonfile import parse_json
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 HUB_DATASET = "openai/gsm8k"
@@ -20,10 +21,17 @@ HUB_DATASET = "openai/gsm8k"
 # older version is migrated to this one on load, so a run directory's stored spec.json stays readable.
 SCHEMA_VERSION = 2
 MIGRATIONS = {1: lambda raw: raw}  # version → how to turn it into version + 1 (1 → 2 only adds the field)
+MAX_SEED = 2**32 - 1  # numpy's and CUDA's seeds are 32-bit: a larger one would validate, then fail to run
+# Budgets past any sane GSM8K run (its train split is ~2M tokens; epochs stop at 100), so `repro plan`,
+# which walks the token stream to count a token budget's steps, always ends within seconds.
+MAX_STEPS = 10**7
+MAX_TOKENS = 10**9
+# An empty stop string matches at once: every output would be empty and score 0% without a word.
+StopString = Annotated[str, Field(min_length=1)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Section):
@@ -44,7 +52,9 @@ class DataSpec(_Section):
         description="'local' (GSM8K_DIR, else ../shared/data/gsm8k), a directory, or 'openai/gsm8k'",
     )
     train_size: int | Literal["full"] = Field(128, description="nested subset size, >= 1, or 'full'")
-    subset_seed: int = Field(0, ge=0, description="seed of the one permutation whose prefixes are the subsets")
+    subset_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the one permutation whose prefixes are the subsets"
+    )
     eval_split: Literal["test", "train"] = Field("test", description="GSM8K split to evaluate on")
     eval_limit: int | None = Field(None, ge=1, description="evaluate the first N rows of the split")
 
@@ -67,8 +77,8 @@ class TrainSpec(_Section):
     """Optimisation settings; exactly one budget (epochs, max_steps, max_tokens) is set."""
 
     epochs: float | None = Field(None, gt=0, le=100, description="budget: passes over the training subset")
-    max_steps: int | None = Field(None, ge=1, description="budget: optimizer steps")
-    max_tokens: int | None = Field(None, ge=1, description="budget: total non-pad training tokens")
+    max_steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="budget: optimizer steps")
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="budget: total non-pad training tokens")
     lr: float = Field(2e-5, gt=0, le=1e-2, description="peak learning rate (AdamW)")
     schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant, or linear warmup then cosine decay to min_lr_ratio × lr"
@@ -107,7 +117,7 @@ class EvalSpec(_Section):
 
     backend: Literal["vllm", "hf"] = Field("vllm", description="generation engine: vLLM, or transformers generate")
     max_new_tokens: int = Field(1024, ge=1, le=32768, description="generation cap per question")
-    stop: tuple[str, ...] = Field(("</answer>",), description="stop strings (kept in the output)")
+    stop: tuple[StopString, ...] = Field(("</answer>",), description="stop strings (kept in the output), non-empty")
     temperature: Literal[0, 0.0] = Field(0.0, description="must be 0: greedy decoding")
     batch_size: int = Field(64, ge=1, le=4096, description="prompts per generation call / resume chunk")
 
@@ -123,7 +133,7 @@ class RunSpec(_Section):
         description=f"spec format version (current {SCHEMA_VERSION}); absent means 1, migrated on load",
     )
     name: str = Field(pattern=NAME_PATTERN, description="run name (letters, digits, ._-); names the run directory")
-    seed: int = Field(0, ge=0, description="seeds training (init order, data order) and generation")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds training (init order, data order) and generation")
     group: str | None = Field(None, max_length=40, description="study group label (orig, A, B, C, lr, base)")
     model: ModelSpec = Field(ModelSpec(), description="which weights to start from")
     data: DataSpec = Field(DataSpec(), description="which GSM8K rows train and evaluate")
@@ -165,7 +175,7 @@ def format_validation_error(path: str, err: ValidationError) -> list[str]:
     for problem in err.errors():
         loc = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-after")) or "<root>"
         loc = ".".join(p for p in loc.split(".") if p not in ("int", "literal['full']"))
-        lines.append(f"{path}: {loc}: {problem['msg']}")
+        lines.append(one_line(f"{path}: {loc}: {problem['msg']}"))
     return lines
 
 
@@ -181,10 +191,8 @@ def parse_spec(text: str, path: str = "<spec>") -> RunSpec:
     """Parse spec JSON text; raise SpecError with one line per problem."""
     if not text.strip():
         raise SpecError([f"{path}: empty file"])
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError([f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
+    # strict: a duplicate key, NaN/Infinity or an over-long integer is refused with one line
+    raw = parse_json(text, path, lambda line: SpecError([line]), strict=True)
     if not isinstance(raw, dict):
         raise SpecError([f"{path}: <root>: expected a JSON object, got {type(raw).__name__}"])
     try:
@@ -200,7 +208,7 @@ def load_spec(path: str | Path) -> RunSpec:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([f"{p}: no such file"]) from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
         raise SpecError([f"{p}: cannot read spec: {exc.__class__.__name__}"]) from None
     return parse_spec(text, str(p))
 

@@ -7,11 +7,12 @@ eval_metrics.json) plus Slurm's queue when `squeue` exists. Pure apart from that
 from __future__ import annotations
 
 import calendar
-import json
 import time
 from pathlib import Path
 
 from app.artifacts import RunDir
+from app.errors import one_line
+from app.runfiles import read_run_json
 from app.slurm import queue_states, submissions
 
 
@@ -39,7 +40,7 @@ def run_row(run: RunDir, jobs: dict[str, str], queued: dict[str, dict], now: flo
     """Everything `repro status` shows about one run, as plain values."""
     status = run.status()
     stages = status.get("stages", {})
-    metrics = json.loads(run.file("eval_metrics.json").read_text()) if run.file("eval_metrics.json").is_file() else {}
+    metrics = read_run_json(run.file("eval_metrics.json")) if run.file("eval_metrics.json").is_file() else {}
     train, ev = stages.get("train", {}), stages.get("eval", {})
     job = (status.get("slurm") or {}).get("job_id")
     submitted = queued.get(str(run.path.resolve()), {})
@@ -107,7 +108,8 @@ def table(rows: list[dict]) -> str:
         job = f"{r['slurm_job']} {r['slurm_state'] or ''}".strip() if r["slurm_job"] else "-"
         train = "-" if r["train"] == "-" else progress_cell(r["train"] or "new", r["train_step"], r["train_total"])
         ev = progress_cell(r["eval"] or "new", r["eval_done"], r["eval_total"])
-        cells.append([r["run"], r["state"], train, ev, *pct, job, fmt_wall(r["wall_s"]), (r["error"] or "")[:60]])
+        row = [r["run"], r["state"], train, ev, *pct, job, fmt_wall(r["wall_s"]), (r["error"] or "")[:60]]
+        cells.append([one_line(c) for c in row])  # text from status.json: one printable line per run
     widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
@@ -116,4 +118,4 @@ def summary(rows: list[dict]) -> str:
     states: dict[str, int] = {}
     for r in rows:
         states[r["state"]] = states.get(r["state"], 0) + 1
-    return f"{len(rows)} run(s): " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    return f"{len(rows)} run(s): " + ", ".join(f"{n} {one_line(s)}" for s, n in sorted(states.items()))

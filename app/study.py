@@ -15,7 +15,6 @@ Pure apart from the sweep's subprocesses.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from app.artifacts import RunDir, run_dir_name
 from app.data import FULL_SIZES
 from app.models import RUN_PREFIX
 from app.rundirs import find_run_dir
+from app.runfiles import read_run_json
 from app.spec import HUB_DATASET, RunSpec, dump_spec, load_spec, spec_hash
 
 LR_SWEEP = (5e-6, 1e-5, 2e-5, 3e-5)
@@ -220,7 +220,7 @@ def sweep(spec_paths: list[Path], runs_root: Path, retries: int = 1, log=print) 
 
 def summary_line(spec: RunSpec, runs_root: Path, state: str, attempts: int, wall: float, log) -> dict:
     run = RunDir(find_run_dir(spec, runs_root))
-    metrics = json.loads(run.file("eval_metrics.json").read_text()) if run.file("eval_metrics.json").is_file() else {}
+    metrics = read_run_json(run.file("eval_metrics.json")) if run.file("eval_metrics.json").is_file() else {}
     what = "skipped (complete)" if attempts == 0 else f"{state} after {attempts} attempt(s), {wall:.0f}s"
     acc = f" strict={metrics['strict_accuracy']:.3f} unclosed={metrics['unclosed_rate']:.3f}" if metrics else ""
     log(f"{spec.name}: {what}{acc}")

@@ -122,3 +122,32 @@ def test_statuses_and_rates_come_from_one_definition():
     metrics = summarize([{**rec, "status": s} for s in STATUSES])
     assert set(metrics["status_counts"]) == set(STATUSES)
     assert all(metrics[r.key] == len(r.statuses) / len(STATUSES) for r in RATES)
+
+
+BIG = "9" * 5000  # longer than Python's int-to-string limit (sys.get_int_max_str_digits(): 4300)
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "status"),
+    [
+        (f"<answer>{BIG}</answer>", BIG, "correct"),  # compared digit for digit, never through int()
+        (f"<answer>{BIG}</answer>", "18", "wrong"),
+        (f"<answer>{BIG}8</answer>", BIG, "wrong"),
+        (f"<answer>{BIG}.50</answer>", f"{BIG}.5", "correct"),
+        ("<answer>1.00000000000000000000000000000001</answer>", "1", "wrong"),  # beyond Decimal's 28 digits
+        ("<answer>0.12345678901234567890123456789012</answer>", "0.1234567890123456789012345679", "wrong"),
+        ("<answer>1234567890123456789012345678901\u00bd</answer>", "1234567890123456789012345678901.5", "correct"),
+        ("<answer>...18</answer>", "18", "correct"),  # an ellipsis, not a decimal point
+        ("<answer>...18</answer>", "0.18", "wrong"),
+        ("<answer>.18</answer>", "0.18", "correct"),  # a lone leading point still is one
+    ],
+)
+def test_numbers_are_exact_at_any_length(output, gold, status):
+    assert grade(output, gold, "stop").status == status
+
+
+def test_long_number_diagnostic_and_gold_do_not_raise():
+    g = grade(f"it is {BIG}", f"{BIG}.0", "stop")
+    assert (g.diagnostic, g.diagnostic_correct, g.status) == (BIG, True, "unclosed_eos")
+    assert canonical_number(f"-{'0' * 5000}.000") == "0" and canonical_number(f"{BIG},000") == f"{BIG}000"
+    assert find_numbers("wait...18 or 2...") == ["18", "2"]

@@ -1,0 +1,189 @@
+"""The shapes of a run directory's JSON files, checked whenever one is read.
+
+A run directory may come from a stranger (a published bundle), so a file there may be truncated, a
+flipped byte may have made it invalid, or it may hold a list where an object belongs. Reading one
+through `read_run_json` gives the object the code expects or one `IntegrityError` line naming the
+file and the first key that is wrong (exit 1), never a KeyError or TypeError later. Keys a check
+does not name are allowed (files written by older or newer code). Pure.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.errors import IntegrityError, one_line
+from app.jsonfile import read_object
+
+
+@dataclass(frozen=True)
+class Leaf:
+    what: str
+    ok: Callable[[object], bool]
+
+
+@dataclass(frozen=True)
+class Rec:
+    """An object whose `required` keys exist and whose named keys (required or optional) are well formed."""
+
+    required: dict = field(default_factory=dict)
+    optional: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MapOf:
+    value: object  # every value of an object with string keys
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: object
+
+
+@dataclass(frozen=True)
+class Opt:
+    inner: object  # null, or the inner shape
+
+
+@dataclass(frozen=True)
+class Either:
+    options: tuple
+
+
+def _int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+STR = Leaf("a string", lambda v: isinstance(v, str))
+COUNT = Leaf("a non-negative integer", lambda v: _int(v) and v >= 0)
+NUMBER = Leaf("a number", lambda v: _int(v) or isinstance(v, float))
+OBJECT = Leaf("an object", lambda v: isinstance(v, dict))
+
+
+def _stamp(v: object) -> bool:
+    """A time as `now()` writes it, one `time.strptime` reads back (`repro status` does)."""
+    if not (isinstance(v, str) and _STAMP.fullmatch(v)):
+        return False
+    try:
+        time.strptime(v, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return True
+
+
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+STAMP = Leaf("a UTC time YYYY-MM-DDTHH:MM:SSZ", _stamp)
+
+
+def problem(value: object, shape: object, loc: str) -> str | None:
+    """The first way `value` differs from `shape`, as `loc: expected …`, or None."""
+    if isinstance(shape, Opt):
+        return None if value is None else problem(value, shape.inner, loc)
+    if isinstance(shape, Leaf):
+        return None if shape.ok(value) else f"{loc}: expected {shape.what}, got {_kind(value)}"
+    if isinstance(shape, Either):
+        found = [problem(value, s, loc) for s in shape.options]
+        return None if None in found else found[-1]
+    if isinstance(shape, ListOf):
+        if not isinstance(value, list):
+            return f"{loc}: expected a list, got {_kind(value)}"
+        return next(filter(None, (problem(v, shape.item, f"{loc}[{i}]") for i, v in enumerate(value))), None)
+    if not isinstance(value, dict):
+        return f"{loc}: expected an object, got {_kind(value)}"
+    if isinstance(shape, MapOf):
+        return next(filter(None, (problem(v, shape.value, f"{loc}.{k}") for k, v in value.items())), None)
+    missing = [k for k in shape.required if k not in value]
+    if missing:
+        return f"{loc}: missing key {missing[0]!r}"
+    named = {**shape.required, **shape.optional}
+    return next(filter(None, (problem(value[k], s, f"{loc}.{k}") for k, s in named.items() if k in value)), None)
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+STAGE = Rec(
+    optional={
+        "state": STR,
+        "started_at": Opt(STAMP),
+        "finished_at": Opt(STAMP),
+        "error": Opt(STR),
+        "total_steps": Opt(COUNT),
+        "total_prompts": Opt(COUNT),
+    }
+)
+SLURM = Rec(optional={"job_id": Opt(STR), "raw_job_id": Opt(STR), "restart_count": Opt(COUNT), "nodes": Opt(STR)})
+STATUS = Rec(
+    required={"state": STR, "stages": MapOf(STAGE)},
+    optional={"required": ListOf(STR), "updated_at": STAMP, "slurm": Opt(SLURM)},
+)
+PREFIX = Rec(required={"bytes": COUNT, "sha256": STR})
+MANIFEST = Rec(
+    required={"files": MapOf(STR)},
+    optional={
+        "updated_at": STR,
+        "sealing": MapOf(Opt(STR)),
+        "partial": MapOf(PREFIX),
+        "omitted": MapOf(Rec(required={"sha256": STR}, optional={"size": Opt(COUNT), "reason": STR})),
+        "resume": Rec(
+            required={"step": COUNT, "dir": STR, "world_size": COUNT, "global_batch": COUNT, "files": MapOf(STR)},
+            optional={"log": PREFIX},
+        ),
+    },
+)
+# What `repro audit` compares with the spec's pinned revisions (a hub fetch record, or a model's hashes).
+SOURCE = Opt(Rec(optional={"commit": Opt(STR), "type": Opt(STR), "id": Opt(STR)}))
+ENV = Rec(optional={"pip_freeze": ListOf(STR), "image": Opt(OBJECT), "runtime": Opt(OBJECT), "git": Opt(OBJECT)})
+METRICS = Rec(
+    optional={
+        "n": COUNT,
+        "strict_accuracy": NUMBER,
+        "unclosed_rate": NUMBER,
+        "grader_version": STR,
+        "model_source": SOURCE,
+        "status_counts": MapOf(COUNT),
+    }
+)
+SHAPES = {
+    "status.json": STATUS,
+    "manifest.json": MANIFEST,
+    "env.json": MapOf(Either((ENV, ListOf(ENV)))),
+    "data.json": Rec(optional={"source_sha256": MapOf(STR), "hub": SOURCE}),
+    "eval_metrics.json": METRICS,
+    "train_metrics.json": Rec(optional={"model_source": SOURCE}),
+}
+
+
+def read_run_json(path: Path, rel: str | None = None) -> dict:
+    """The JSON object of run file `path` (`rel`, default its name, picks the shape), or IntegrityError."""
+    obj = read_object(path, IntegrityError)
+    found = problem(obj, SHAPES.get(rel or Path(path).name, OBJECT), "<root>")
+    if found:
+        raise IntegrityError(one_line(f"{path}: {found.removeprefix('<root>.').removeprefix('<root>: ')}"))
+    return obj
+
+
+def unreadable_run_files(run_path: Path) -> list[str]:
+    """`rel: why` for each JSON run file present that does not parse to its shape (for `repro audit`)."""
+    lines = []
+    for rel in SHAPES:
+        path = Path(run_path) / rel
+        if path.is_file() and not path.is_symlink():
+            try:
+                read_run_json(path, rel)
+            except IntegrityError as exc:
+                lines.append(f"{rel}: {str(exc).removeprefix(f'{path}: ')}")
+    return lines
+
+
+def optional_run_json(path: Path) -> dict:
+    """A run file's object, or {} when it is absent or damaged (for readers whose caller reports
+    damage itself: `repro audit` lists it through `unreadable_run_files`)."""
+    try:
+        return read_run_json(path) if Path(path).is_file() else {}
+    except IntegrityError:
+        return {}
