@@ -22,8 +22,8 @@ from pathlib import Path
 
 from app.artifacts import RunDir, atomic_write_bytes, hash_tree, now, sha256_file, symlinks_in
 from app.errors import IntegrityError, UserError
-from app.safepath import entries, is_link, is_safe_rel
 from app.runfiles import read_run_json
+from app.safepath import entries, is_link, is_safe_rel
 
 MANIFEST = "manifest.json"
 # What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.

@@ -19,8 +19,8 @@ from app import __version__
 from app.artifacts import RunDir, now
 from app.custody import custody_problems, seal_json
 from app.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
-from app.safepath import inside, is_link
 from app.runfiles import unreadable_run_files
+from app.safepath import inside, is_link
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = tuple(
