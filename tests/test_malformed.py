@@ -303,8 +303,14 @@ def test_report_on_a_damaged_run_file_is_one_line_exit_1(rel, run_copy):
     path = run_copy / rel
     path.write_text(path.read_text()[:30])
     out = run_copy.parent / "report"
-    code, _, err = cli("report", str(run_copy), "--out", str(out))
-    assert code == 1 and len(err) == 1 and err[0].startswith(f"error: {path}:") and "invalid JSON" in err[0], err
+    code, _, err = cli("report", str(run_copy), "--out", str(out))  # the manifest check comes first
+    assert (
+        code == 1 and len(err) == 1 and err[0].startswith(f"error: {path}: sha256") and "--allow-unverified" in err[0]
+    )
+    code, _, err = cli("report", str(run_copy), "--out", str(out), "--allow-unverified")  # then the reader's own
+    errors = [line for line in err if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and errors[0].startswith(f"error: {path}:") and "invalid JSON" in errors[0]
+    assert err[0].startswith(f"warning: {run_copy}: unverified"), err
     assert not out.exists()
 
 
