@@ -17,6 +17,25 @@ from app.errors import UserError, one_line
 from app.spec import SpecError, load_spec, spec_hash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproducible SFT + evaluation for GSM8K.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from app import __version__
+
+        typer.echo(f"repro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """Reproducible SFT + evaluation for GSM8K."""
+
+
 RUNS = typer.Option(Path("runs"), "--runs-dir", help="root of run directories")
 TRUST = typer.Option(
     False, "--trust-remote-code", help="let a run's stored spec run code shipped with its model (ignored otherwise)"
@@ -56,12 +75,12 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
         except SpecError as exc:
             failed = True
             for line in exc.problems:
-                typer.echo(one_line(line), err=True)
+                typer.echo(f"error: {one_line(line)}", err=True)
             continue
         size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
         problems = check_spec_data(spec.data.source, size, spec.data.eval_split)
         for line in problems:
-            typer.echo(one_line(f"{path}: {line}"), err=True)  # data.source is the spec's text: one line
+            typer.echo(one_line(f"error: {path}: {line}"), err=True)  # data.source is the spec's text: one line
         failed |= bool(problems)
         if not problems:
             typer.echo(f"OK {path} {spec_hash(spec)}")

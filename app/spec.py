@@ -5,6 +5,7 @@ Pure: no torch, transformers or vLLM imports.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -175,8 +176,23 @@ def format_validation_error(path: str, err: ValidationError) -> list[str]:
     for problem in err.errors():
         loc = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-after")) or "<root>"
         loc = ".".join(p for p in loc.split(".") if p not in ("int", "literal['full']"))
-        lines.append(one_line(f"{path}: {loc}: {problem['msg']}"))
+        hint = did_you_mean(problem["loc"]) if problem["type"] == "extra_forbidden" else ""
+        lines.append(one_line(f"{path}: {loc}: {problem['msg']}{hint}"))
     return lines
+
+
+def did_you_mean(loc: tuple) -> str:
+    """`; did you mean `lr`?` for a misspelt key at `loc`, from the fields of the model that holds it."""
+    model: type[BaseModel] | None = RunSpec
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        candidates = [a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)]
+        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
 
 
 class SpecError(UserError):
@@ -208,7 +224,9 @@ def load_spec(path: str | Path) -> RunSpec:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([f"{p}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+    except IsADirectoryError:
+        raise SpecError([f"{p}: is a directory, not a spec file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:  # no permission, not UTF-8
         raise SpecError([f"{p}: cannot read spec: {exc.__class__.__name__}"]) from None
     return parse_spec(text, str(p))
 

@@ -77,7 +77,7 @@ def test_malformed_spec_is_one_line_exit_2(case, tmp_path):
     before = snapshot(tmp_path)
     code, out, err = cli("validate", str(path))
     assert code == 2 and out == "" and len(err) == 1, err
-    assert err[0].startswith(f"{path}: ") and needle in err[0], err
+    assert err[0].startswith(f"error: {path}: ") and needle in err[0], err
     assert snapshot(tmp_path) == before
 
 
@@ -293,8 +293,8 @@ def test_gsm8k_row_with_an_over_long_integer_is_one_line(tmp_path, real_gsm8k):
     code, _, err = cli("validate", str(spec))
     assert code == 2 and len(err) == 1, err
     assert (
-        err[0]
-        == f"{spec}: data.source: {data / 'test.jsonl'}:3: invalid JSON: an integer with 5000 digits (at most 4300)"
+        err[0] == f"error: {spec}: data.source: {data / 'test.jsonl'}:3: "
+        "invalid JSON: an integer with 5000 digits (at most 4300)"
     )
 
 

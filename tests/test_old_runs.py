@@ -47,7 +47,7 @@ def test_unknown_schema_version_is_one_line_naming_the_field(tmp_path, version):
     out = repro("validate", str(path))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{path}: schema_version: "), out.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: schema_version: "), out.stderr
 
 
 def test_eval_spec_finds_the_old_run(old):

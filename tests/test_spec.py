@@ -63,7 +63,7 @@ def test_malformed_spec_exit_2_one_line(case, tmp_path):
     out = repro("validate", str(path))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert lines and all(line.startswith(str(path)) for line in lines), out.stderr
+    assert lines and all(line.startswith(f"error: {path}") for line in lines), out.stderr
     assert needle in out.stderr and "Traceback" not in out.stderr
 
 
@@ -86,3 +86,34 @@ def test_data_problems_are_reported(tmp_path, mini_gsm8k):
 def test_load_spec_missing_file(tmp_path):
     with pytest.raises(SpecError, match="no such file"):
         load_spec(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize(
+    ("raw", "line"),
+    [
+        ({"train": {"lrr": 1e-5}}, "train.lrr: Extra inputs are not permitted; did you mean `lr`?"),
+        ({"modle": {}}, "modle: Extra inputs are not permitted; did you mean `model`?"),
+        (
+            {"eval": {"max_new_token": 5}},
+            "eval.max_new_token: Extra inputs are not permitted; did you mean `max_new_tokens`?",
+        ),
+        ({"eval": {"zzz": 5}}, "eval.zzz: Extra inputs are not permitted"),  # nothing close: no guess
+    ],
+)
+def test_a_misspelt_key_gets_a_suggestion(tmp_path, raw, line):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"name": "x", **raw}))
+    out = repro("validate", str(path))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [f"error: {path}: {line}"], out.stderr
+
+
+def test_validate_of_a_directory_is_one_line(tmp_path):
+    out = repro("validate", str(tmp_path))
+    assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path}: is a directory, not a spec file"
+
+
+def test_version():
+    from app import __version__
+
+    out = repro("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"repro {__version__}"
