@@ -63,6 +63,14 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(preempt.EXIT_CODE) from None
 
 
+def _run_arg(value: Path | list[Path] | None) -> Path | list[Path] | None:
+    """A RUN_DIR argument as typed (path, spec name or unique prefix) → its directory, or one error line."""
+    from app.runref import resolve_run
+
+    with user_errors():
+        return [resolve_run(v) for v in value] if isinstance(value, list) else value and resolve_run(value)
+
+
 @app.command()
 def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None:
     """Validate spec files: `OK <path> <hash>` each, or one line per problem and exit 2."""
@@ -136,7 +144,7 @@ def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the
 
 @app.command()
 def audit(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR"),
+    run_dir: Path = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR"),
     strict: bool = typer.Option(False, "--strict", help="also fail when the environment or lockfile differs"),
 ) -> None:
     """Re-hash a run's files against its manifest and compare its environment with this one."""
@@ -204,7 +212,7 @@ def fetch(
 
 @app.command()
 def publish(
-    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR..."),
     out: Path = typer.Option(..., "--out", help="writes OUT/runs/<run>/ (and the report into OUT/)"),
     report: Path = typer.Option(None, "--report", help="a `repro report` directory to publish with the runs"),
     missing_as_omitted: bool = typer.Option(
@@ -224,7 +232,7 @@ def publish(
 
 @app.command()
 def replay(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR"),
+    run_dir: Path = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR"),
     out: Path = typer.Option(Path("replays"), "--out", help="root for the fresh run directory"),
     stage: str = typer.Option("all", "--stage", help="train, eval or all"),
     progress: bool = typer.Option(False, "--progress/--no-progress"),
@@ -322,7 +330,7 @@ def pending(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Pat
 
 @app.command()
 def rescore(
-    path: Path = typer.Argument(..., metavar="RUN_DIR|PREDICTIONS"),
+    path: Path = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR|PREDICTIONS"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     write: bool = typer.Option(False, "--write", help="RUN_DIR: rewrite its predictions and eval metrics"),
     allow_unverified: bool = UNVERIFIED,
@@ -353,8 +361,8 @@ def rescore(
 
 @app.command()
 def compare(
-    run_a: Path = typer.Argument(..., metavar="RUN_A"),
-    run_b: Path = typer.Argument(..., metavar="RUN_B"),
+    run_a: Path = typer.Argument(..., callback=_run_arg, metavar="RUN_A"),
+    run_b: Path = typer.Argument(..., callback=_run_arg, metavar="RUN_B"),
     as_json: bool = typer.Option(False, "--json"),
     allow_unverified: bool = UNVERIFIED,
 ) -> None:
@@ -542,7 +550,7 @@ def plan(
 
 @app.command()
 def report(
-    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR..."),
     out: Path = typer.Option(Path("report"), "--out", help="output directory"),
     title: str = typer.Option("GSM8K SFT study", "--title"),
     allow_mixed_eval: bool = typer.Option(
@@ -570,7 +578,7 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("mlflow")
 def export_mlflow(
-    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR..."),
     tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
     experiment: str = typer.Option("repro", "--experiment"),
     report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),

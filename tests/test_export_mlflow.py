@@ -71,7 +71,7 @@ def test_a_changed_run_replaces_its_export(tmp_path):
 def test_missing_extra_is_one_line_saying_what_to_install(tmp_path):
     (tmp_path / "mlflow.py").write_text("raise ImportError('No module named mlflow')\n")  # as if not installed
     out = repro("export", "mlflow", str(STUDY / "runs" / "x"), env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
-    assert out.returncode == 2 and "not found" in out.stderr  # run dirs are checked first
+    assert out.returncode == 2 and "no such run directory" in out.stderr  # run dirs are checked first
     run = next(STUDY.glob("runs/cpu_base-*"))
     out = repro("export", "mlflow", str(run), env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
     assert out.returncode == 2
