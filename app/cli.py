@@ -146,8 +146,13 @@ def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the
 def audit(
     run_dir: Path = typer.Argument(..., callback=_run_arg, metavar="RUN_DIR"),
     strict: bool = typer.Option(False, "--strict", help="also fail when the environment or lockfile differs"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="list every environment difference and omitted file"),
 ) -> None:
-    """Re-hash a run's files against its manifest and compare its environment with this one."""
+    """Re-hash a run's files against its manifest and compare its environment with this one.
+
+    The verdict comes first, then one line per stage's environment (details with --verbose).
+    Example: repro audit runs/smoke_cpu
+    """
     from app.artifacts import RunDir
     from app.custody import slurm_logs
     from app.fingerprint import audit as audit_run
@@ -164,17 +169,29 @@ def audit(
             f"unhashed {rel}: Slurm task log (volatile, not covered by the manifest)"
             for rel in slurm_logs(RunDir(run_dir))
         ]
-    for line in env_diffs + [omitted_line(rel, e) for rel, e in omitted.items()] + logs:
-        typer.echo(one_line(line))  # names from a stranger's manifest: one printable line each
-    for line in problems + env_problems:
-        typer.echo(one_line(line), err=True)
     if problems or env_problems:
         what = f"{len(problems)} file problem(s)" + (f", {len(env_problems)} environment problem(s)" if strict else "")
         typer.echo(f"AUDIT FAILED {run_dir}: {what}", err=True)
+        for line in problems + env_problems:
+            typer.echo(one_line(line), err=True)
+    else:
+        also = " and the environment matches its record and lockfile" if strict else ""
+        left_out = f"; {len(omitted)} omitted (published without them)" if omitted else ""
+        typer.echo(f"AUDIT OK {run_dir}: every file present matches its manifest{left_out}{also}")
+    details = [omitted_line(rel, e) for rel, e in omitted.items()]
+    for line in _env_summary(env_diffs, verbose) + (details if verbose else []) + logs:
+        typer.echo(one_line(line))  # names from a stranger's manifest: one printable line each
+    if problems or env_problems:
         raise typer.Exit(1)
-    also = " and the environment matches its record and lockfile" if strict else ""
-    left_out = f"; {len(omitted)} omitted (published without them)" if omitted else ""
-    typer.echo(f"AUDIT OK {run_dir}: every file present matches its manifest{left_out}{also}")
+
+
+def _env_summary(env_diffs: list[str], verbose: bool) -> list[str]:
+    """Each stage's image verdict; the field-by-field differences only with --verbose, else counted."""
+    heads = [line for line in env_diffs if " image: " in line or line.startswith("env:")]
+    rest = [line for line in env_diffs if line not in heads]
+    if verbose or not rest:
+        return env_diffs
+    return heads + [f"environment: {len(rest)} recorded field(s) differ from this machine (--verbose lists them)"]
 
 
 def _absent_omitted(run_dir: Path, problems: list[str]) -> dict:

@@ -177,7 +177,7 @@ def test_audit_reports_a_damaged_eval_metrics_as_a_failed_file(how, run_copy):
     assert any(
         line.startswith("file eval_metrics.json: ") and ("invalid JSON" in line or "UTF-8" in line) for line in err
     )
-    assert err[-1].startswith(f"AUDIT FAILED {run_copy}")
+    assert err[0].startswith(f"AUDIT FAILED {run_copy}")  # the verdict first
 
 
 def test_status_reports_a_damaged_metrics_file_in_one_line(run_copy):

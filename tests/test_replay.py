@@ -84,7 +84,7 @@ def test_publish_leaves_out_the_checkpoint_and_replay_rebuilds_it(tiny_run, tmp_
         "size": weights.stat().st_size,
         "reason": "large file left out when publishing",
     }
-    audit = repro("audit", str(published))
+    audit = repro("audit", str(published), "--verbose")
     assert audit.exit_code == 0 and "omitted checkpoint/model.safetensors" in audit.stdout
     replayed = repro("replay", str(published), "--out", str(tmp_path / "replay"))
     assert replayed.exit_code == 0, replayed.stdout + replayed.stderr
