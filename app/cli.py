@@ -391,13 +391,15 @@ def compare(
     with user_errors():
         paths = [run_or_file(p, allow_unverified, _note) for p in (run_a, run_b)]  # both checked before reading
         a, b = (regrade(read_predictions(p)) for p in paths)
-        if not a or not b:
-            raise UserError("both runs need predictions.jsonl")
+        empty = [str(run) for run, records in ((run_a, a), (run_b, b)) if not records]
+        if empty:
+            raise UserError("\n".join(f"{run}: no predictions to compare (evaluate it first)" for run in empty))
     out = paired_compare({r["id"]: r["strict_correct"] for r in a}, {r["id"]: r["strict_correct"] for r in b})
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
     lo, hi = out["bootstrap_ci95"]
+    typer.echo(f"A = {run_a}\nB = {run_b}")
     typer.echo(
         f"n={out['n_paired']}  A={out['accuracy_a']:.4f}  B={out['accuracy_b']:.4f}  "
         f"B-A={out['difference']:+.4f} (95% bootstrap CI {lo:+.4f}..{hi:+.4f})  "

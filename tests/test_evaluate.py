@@ -135,6 +135,13 @@ def test_compare_pairs_items(tmp_path):
     out = json.loads(repro("compare", str(a), str(b), "--json").stdout)
     assert out["n_paired"] == 10 and out["only_b_correct"] == 7 and out["only_a_correct"] == 0
     assert out["mcnemar_p"] == pytest.approx(2 / 128)
+    text = repro("compare", str(a), str(b)).stdout.splitlines()
+    assert text[:2] == [f"A = {a}", f"B = {b}"] and text[2].startswith("n=10  A=0.2000  B=0.9000")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = repro("compare", str(a), str(empty))
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: {empty}: no predictions to compare (evaluate it first)"
 
 
 def test_run_trains_then_evaluates_then_audits_clean(tiny_spec, tmp_path):
