@@ -277,5 +277,6 @@ def print_summary(records: list[dict], metrics: dict, per_status: int = 5) -> No
     for status, recs in samples_by_status(records, per_status).items():
         for r in recs:
             tail = r["output"][-90:].replace("\n", " ")
-            table.add_row(status, r["id"], r["gold"], str(r["strict"]), str(r["diagnostic"]), tail)
+            shown = ["–" if r[k] is None else str(r[k]) for k in ("strict", "diagnostic")]  # – : nothing parsed
+            table.add_row(status, r["id"], r["gold"], *shown, tail)
     console.print(table)

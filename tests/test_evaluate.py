@@ -125,6 +125,11 @@ def test_rescore_normalises_a_hand_written_gold(tmp_path):
     pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = json.loads(repro("rescore", str(pred), "--json").stdout)
     assert out["strict_correct"] == 3 and out["status_counts"]["wrong"] == 1
+    with pred.open("a") as fh:  # an unclosed output: nothing parsed, shown as – (never Python's None)
+        fh.write(json.dumps({"id": "e", "output": "so <answer>", "gold": "3", "finish_reason": "length"}) + "\n")
+    table = repro("rescore", str(pred)).stderr
+    row = next(line for line in table.splitlines() if "│ e " in line)
+    assert "None" not in table and [c.strip() for c in row.split("│")][4:6] == ["–", "–"], row
 
 
 def test_compare_pairs_items(tmp_path):
