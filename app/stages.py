@@ -36,6 +36,8 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
     A reopened directory must still match its manifest (exit 1) and its data files data.json
     (exit 2); both are checked before anything is written."""
     path = find_run_dir(spec, runs_root)  # may be a directory made under an older spec schema
+    # Missing or bad data is the user's to fix before anything exists: no directory left behind as `new`.
+    data = None if (path / "data.json").is_file() else spec_data_fingerprint(spec)
     same = partial(same_run, spec=spec)
     run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec), dir_name=path.name, same=same)
     try:
@@ -45,7 +47,7 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
             seal_existing(run, "data.json")
             seal_existing(run, "env.json")
         else:
-            seal_json(run, "data.json", spec_data_fingerprint(spec))
+            seal_json(run, "data.json", data or spec_data_fingerprint(spec))
         seal_existing(run, "spec.json")
         for tmp in run.path.rglob(".*.tmp"):  # temp files of atomic writes a kill interrupted (we hold the lock)
             tmp.unlink(missing_ok=True)

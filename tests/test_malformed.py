@@ -345,3 +345,14 @@ def test_a_seed_past_32_bits_never_reaches_a_run_directory(command, tmp_path):
     code, _, err = cli(command, str(spec), "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {spec}: seed: "), err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "train", "eval"])
+def test_missing_data_leaves_no_run_directory(command, tmp_path):
+    """A stage that cannot start for want of its data says so and creates nothing (no run left as `new`)."""
+    spec = tmp_path / "s.json"
+    body = {"name": "nog", "data": {"source": str(tmp_path / "gone"), "train_size": 4}, "train": {"max_steps": 1}}
+    spec.write_text(json.dumps(body))
+    code, _, err = cli(command, str(spec), "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and err == [f"error: {tmp_path / 'gone'}: GSM8K directory not found (data.source or GSM8K_DIR)"]
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
