@@ -56,10 +56,12 @@ def copy_run(src: Path, dest: Path, **manifest_changes) -> Path:
 def test_every_committed_study_run_audits_clean():
     assert len(STUDY_RUNS) >= 13
     for run in STUDY_RUNS:
-        out = repro("audit", str(run))
+        out = repro("audit", str(run), "--verbose")
         assert out.exit_code == 0, (run, out.stderr)
         manifest = json.loads((run / "manifest.json").read_text())
         assert "AUDIT OK" in out.stdout and out.stdout.count("\nomitted ") == len(manifest["omitted"])
+        assert out.stdout.startswith(f"AUDIT OK {run}")  # the verdict first
+        assert not manifest["omitted"] or f"; {len(manifest['omitted'])} omitted" in out.stdout.splitlines()[0]
         if (run / "train_log.jsonl").is_file():  # trained runs keep the checkpoint's recorded hash
             assert len(manifest["omitted"]["checkpoint/model.safetensors"]["sha256"]) == 64
 
