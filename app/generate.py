@@ -64,7 +64,7 @@ class GenSettings:
     seed: int
     max_model_len: int
     revision: str | None = None
-    trust_remote_code: bool = False  # the spec's model.trust_remote_code, passed alike to tokenizer, model, vLLM
+    trust_remote_code: bool = False  # app/remote_code.allowed(spec), never the spec's field: tokenizer, model, vLLM
 
 
 class VllmGenerator:

@@ -1,6 +1,7 @@
 """`repro rescore RUN_DIR --write`: regrade a run's saved outputs with the current grader, in place.
 
-Only predictions.jsonl and eval_metrics.json change; their manifest entries are updated and every
+Only predictions.jsonl and eval_metrics.json change, each sealed by app/custody.py (the manifest's
+one writer for a run's files); their manifest entries are updated and every
 other entry (the checkpoint's too, when the directory is a copy without it) is kept. Generation
 facts (engine, timing, max_new_tokens, stop, model source) stay as recorded; `rescored` says which
 grader the run was first graded with.
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from app.artifacts import RunDir, now, sha256_file
+from app.custody import seal_json, seal_write
 from app.errors import UserError
 from app.evaluate import read_predictions, regrade
 from app.metrics import summarize
@@ -41,10 +43,10 @@ def rescore_run(path: Path) -> dict:
         metrics = {**old, **summarize(records)}
         if old.get("grader_version") != metrics["grader_version"]:
             metrics["rescored"] = {"from_grader": old.get("grader_version"), "at": now()}
-        run.write_text("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        run.write_json("eval_metrics.json", metrics)
-        manifest["files"].update({rel: sha256_file(run.file(rel)) for rel in REGRADED})
-        run.write_json("manifest.json", {**manifest, "updated_at": now()})
+        # Each file through the manifest's sealed write: a kill between or during them leaves a run
+        # that audits clean and that a second `rescore --write` finishes.
+        seal_write(run, "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in records).encode())
+        seal_json(run, "eval_metrics.json", metrics)
         return metrics
     finally:
         run.unlock()

@@ -57,3 +57,26 @@ def test_rescore_write_refuses_a_file_that_differs_from_its_manifest(tmp_path):
     out = repro("rescore", str(run), "--write")
     assert out.returncode == 2 and "predictions.jsonl: differs from manifest.json" in out.stderr
     assert (run / "eval_metrics.json").read_text() == text
+
+
+def test_a_kill_between_the_two_rewrites_leaves_a_run_that_audits_and_finishes(tmp_path, monkeypatch):
+    """rescore --write seals each file through app/custody.py: no stuck state after a kill (issue 20)."""
+    import pytest
+
+    from app.rescore import rescore_run
+
+    run = old_style_copy(tmp_path)
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # the process dies after predictions.jsonl was sealed
+
+    monkeypatch.setattr("app.rescore.seal_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        rescore_run(run)
+    monkeypatch.undo()
+    assert repro("audit", str(run)).returncode == 0
+    assert json.loads((run / "eval_metrics.json").read_text())["grader_version"] == "strict-v1"  # not yet rewritten
+    out = repro("rescore", str(run), "--write", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run / "eval_metrics.json").read_text())["grader_version"] == "strict-v2"
+    assert repro("audit", str(run)).returncode == 0
