@@ -116,3 +116,23 @@ def tiny_qwen_dir(tmp_path_factory, real_gsm8k) -> Path:
     rows = [json.loads(ln) for ln in (real_gsm8k / "train.jsonl").read_text().splitlines()[:256]]
     texts = [render_prompt(R1_ZERO_V1, r["question"]) + render_target(R1_ZERO_V1, r["answer"], "0") for r in rows]
     return write_checkpoint(tmp_path_factory.mktemp("qwen") / "model", "tiny-qwen2", qwen_tokenizer(texts))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model_dir, mini_gsm8k) -> Path:
+    """A complete train + eval run of the tiny model, checkpoint included, made once per session.
+    Tests copy it before changing anything."""
+    from app.spec import load_spec
+    from app.stages import run_stages
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    spec = write_spec(
+        root / "tiny.json",
+        name="tiny",
+        seed=0,
+        model={"id": str(tiny_model_dir)},
+        data={"source": str(mini_gsm8k), "train_size": 8, "eval_limit": 4},
+        train={"max_steps": 2, "lr": 1e-3, "micro_batch_size": 2, "grad_accum": 2},
+        eval={"backend": "hf", "max_new_tokens": 8, "batch_size": 4},
+    )
+    return run_stages(load_spec(spec), root / "runs", progress=False).path

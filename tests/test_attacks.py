@@ -341,32 +341,13 @@ def test_replay_and_eval_of_a_stored_spec_run_no_shipped_code(tmp_path, remote_c
     assert marker.read_text() == "shipped code ran\n"  # the flag is what lets it run: the attack was real
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, tiny_model_dir, mini_gsm8k) -> Path:
-    """A complete train + eval run of the tiny model, checkpoint included (what `--stage eval` adopts)."""
-    from app.spec import load_spec
-    from app.stages import run_stages
-    from tests.conftest import write_spec
-
-    root = tmp_path_factory.mktemp("trained")
-    spec = write_spec(
-        root / "tiny.json",
-        name="tiny",
-        model={"id": str(tiny_model_dir)},
-        data={"source": str(mini_gsm8k), "train_size": 8, "eval_limit": 2},
-        train={"max_steps": 1, "lr": 1e-3, "micro_batch_size": 2, "grad_accum": 1},
-        eval={"backend": "hf", "max_new_tokens": 4, "batch_size": 2},
-    )
-    return run_stages(load_spec(spec), root / "runs", progress=False).path
-
-
 @pytest.mark.parametrize("via", ["dotdot", "link"])
-def test_an_eval_replay_cannot_copy_a_training_file_outside_out(tmp_path, trained_run, via):
+def test_an_eval_replay_cannot_copy_a_training_file_outside_out(tmp_path, tiny_run, via):
     """The issue's first attack: a consistent manifest entry under checkpoint/ that walks out of the
     replay directory, directly or through a relative link inside checkpoint/; its file ships in the
     bundle. Before the fix `replay --stage eval` copied it beside --out and said byte-identical."""
-    bundle = tmp_path / "bundle" / "runs" / trained_run.name
-    shutil.copytree(trained_run, bundle)
+    bundle = tmp_path / "bundle" / "runs" / tiny_run.name
+    shutil.copytree(tiny_run, bundle)
     (tmp_path / "bundle" / "pwned.txt").write_bytes(b"pwned\n")
     if via == "link":
         (bundle / "checkpoint" / "up").symlink_to("../..")

@@ -4,15 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from app.artifacts import sha256_file
 from app.cli import app
 from app.replay_diff import drop, first_record_diff
-from app.spec import load_spec
-from app.stages import run_stages
-from tests.conftest import write_spec
 
 REPO = Path(__file__).resolve().parent.parent
 STUDY_RUNS = sorted((REPO / "docs/cpu_study/runs").iterdir())
@@ -21,22 +17,6 @@ STUDY_RUNS = sorted((REPO / "docs/cpu_study/runs").iterdir())
 def repro(*args: str):
     """The real CLI in this process (torch is imported once for the module, not once per command)."""
     return CliRunner().invoke(app, list(args))
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_model_dir, mini_gsm8k) -> Path:
-    """A complete train + eval run of the tiny model, made once for this module."""
-    root = tmp_path_factory.mktemp("replay")
-    spec = write_spec(
-        root / "tiny.json",
-        name="tiny",
-        seed=0,
-        model={"id": str(tiny_model_dir)},
-        data={"source": str(mini_gsm8k), "train_size": 8, "eval_limit": 4},
-        train={"max_steps": 2, "lr": 1e-3, "micro_batch_size": 2, "grad_accum": 2},
-        eval={"backend": "hf", "max_new_tokens": 8, "batch_size": 4},
-    )
-    return run_stages(load_spec(spec), root / "runs", progress=False).path
 
 
 def copy_run(src: Path, dest: Path, **manifest_changes) -> Path:
