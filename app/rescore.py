@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.artifacts import RunDir, now, sha256_file
+from app.artifacts import RunDir, now
 from app.custody import seal_json, seal_write
 from app.errors import UserError
 from app.evaluate import read_predictions, regrade
@@ -21,12 +21,13 @@ from app.metrics import summarize
 REGRADED = ("predictions.jsonl", "eval_metrics.json")
 
 
-def check_manifest(run: RunDir, manifest: dict) -> None:
-    """The files about to be rewritten must still be the ones the manifest recorded."""
-    for rel in REGRADED:
-        recorded = manifest["files"].get(rel)
-        if recorded is None or recorded != sha256_file(run.file(rel)):
-            raise UserError(f"{run.file(rel)}: differs from manifest.json; refusing to rescore over it")
+def check_manifest(run: RunDir) -> None:
+    """The files about to be rewritten must still be the ones the manifest recorded (app/verify.py)."""
+    from app.verify import read_problems
+
+    for line in read_problems(run.path, REGRADED)[:1]:
+        rel, why = line.split(": ", 1)
+        raise UserError(f"{run.file(rel)}: differs from manifest.json ({why}); refusing to rescore over it")
 
 
 def rescore_run(path: Path) -> dict:
@@ -36,8 +37,7 @@ def rescore_run(path: Path) -> dict:
         raise UserError(f"{path}: eval stage is not complete; nothing to rescore")
     run.lock()
     try:
-        manifest = run.read_json("manifest.json")
-        check_manifest(run, manifest)
+        check_manifest(run)
         old = run.read_json("eval_metrics.json")
         records = regrade(read_predictions(run.file("predictions.jsonl")))
         metrics = {**old, **summarize(records)}
