@@ -27,7 +27,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PY_NEEDED)")' 2>/dev/null || \
 	  { echo "make setup: needs Python $(PY_NEEDED) (the lock is for it), but $(PY) is $$($(PY) -V 2>/dev/null || echo missing): get it with 'uv python install $(PY_NEEDED)', then run make setup PY=\$$(uv python find $(PY_NEEDED))" >&2; exit 2; }
 	$(PY) -m venv $(VENV)
-	$(PY) -m app.locks split $(LOCK) $(VENV)
+	$(PY) -m app.env.lockfiles split $(LOCK) $(VENV)
 	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/lock-pypi.txt
 	$(BIN)/pip install -q --no-deps --require-hashes --extra-index-url $(TORCH_INDEX) -r $(VENV)/lock-wheel-index.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
@@ -94,7 +94,7 @@ test-faults: setup  ## kill/signal/resume and multi-process tests in fresh proce
 	$(BIN)/python -m pytest -q -m faults
 
 test-install:  ## make setup into a temp venv from PyPI with pip's machine config off (downloads ~3 GB, minutes)
-	$(BIN)/python -m pytest -q -m install tests/test_setup.py
+	$(BIN)/python -m pytest -q -m install tests/env/test_setup.py
 gpu-check:  ## one command on a GPU machine (torch + transformers, no vLLM, no network): determinism, MFU, memory, HF generation -> docs/gpu/
 	$(PY) benchmarks/gpu_check.py $(ARGS)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from app.data import select_eval
-from app.evaluate import build_prompts
-from app.generate import GenSettings, open_generator
-from app.models import resolve_model
-from app.prompts import R1_ZERO_V1
+from app.eval.evaluate import build_prompts
+from app.eval.generate import GenSettings, open_generator
+from app.inputs.gsm8k import select_eval
+from app.inputs.models import resolve_model
+from app.inputs.prompts import R1_ZERO_V1
 
 
 def measure(backend: str, model: str, prompts: list[dict], cfg: GenSettings) -> tuple[float, list]:

@@ -4,13 +4,13 @@
     python benchmarks/gpu_check.py --tiny          # tiny shapes (CPU, CI), a few seconds
 
 Needs only torch + transformers (no vLLM, no network, no dataset, no hub): models are randomly
-initialised from the real configurations (app/synthetic.py), the tokenizer is trained here on
+initialised from the real configurations (app/inputs/random_init.py), the tokenizer is trained here on
 generated arithmetic stories. For each model shape:
-  1. trains a few steps twice with the project's trainer (`app.train.run_training`, bf16 autocast,
+  1. trains a few steps twice with the project's trainer (`app.train.loop.run_training`, bf16 autocast,
      deterministic algorithms) and reports whether losses and saved weights are bitwise identical;
   2. measures training tokens/s and MFU against the GPU's bf16 peak, with and without gradient
      checkpointing, and the peak memory, at the GPU study's micro-batch and sequence length;
-  3. runs the HF generation backend (`app.generate.HfGenerator`) twice: tokens/s, identical outputs.
+  3. runs the HF generation backend (`app.eval.generate.HfGenerator`) twice: tokens/s, identical outputs.
 Writes gpu_check.json and gpu_check.md to --out (default docs/gpu on a GPU); exits 1 if a check
 failed or raised.
 """
@@ -35,12 +35,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # runs from a plain checkout, without installing the project
 
-from app.artifacts import RunDir  # noqa: E402
-from app.generate import GenSettings, HfGenerator  # noqa: E402
-from app.prompts import R1_ZERO_V1, answer_span_start, render_prompt, render_target  # noqa: E402
-from app.sft_data import encode_example  # noqa: E402
-from app.synthetic import SHAPES, param_count, qwen_tokenizer, write_checkpoint  # noqa: E402
-from app.train import load_model, make_optimizer, optimizer_step, run_training, set_determinism, window_loss  # noqa: E402
+from app.eval.generate import GenSettings, HfGenerator  # noqa: E402
+from app.inputs.prompts import R1_ZERO_V1, answer_span_start, render_prompt, render_target  # noqa: E402
+from app.inputs.random_init import SHAPES, param_count, qwen_tokenizer, write_checkpoint  # noqa: E402
+from app.rundir.run_dir import RunDir  # noqa: E402
+from app.train.loop import load_model, make_optimizer, optimizer_step, run_training, set_determinism, window_loss  # noqa: E402
+from app.train.sft_data import encode_example  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOPS) from NVIDIA datasheets; the first name fragment that matches wins.
 PEAK_BF16_TFLOPS = (
@@ -265,7 +265,7 @@ def passed(models: dict) -> bool:
 def environment(device: torch.device, peak) -> dict:
     import transformers
 
-    from app.driver import driver_version, installed_cuda
+    from app.env.driver import driver_version, installed_cuda
 
     env = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
            "cuda_runtime": torch.version.cuda, "device": str(device), "cpu": platform.processor() or platform.machine(),

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py                      # SmolLM2-135M shape, CPU
     python benchmarks/train_throughput.py --shape qwen2.5-1.5b --batch 8 --steps 5   # on a GPU
 
-Uses the project's own loss (`app.train.window_loss`) and optimizer, on random token batches of a
+Uses the project's own loss (`app.train.loop.window_loss`) and optimizer, on random token batches of a
 fixed length; prints tokens/s for each dtype and the bf16/fp32 ratio, plus peak GPU memory.
 """
 
@@ -14,15 +14,15 @@ import time
 
 import torch
 
-from app.train import make_optimizer, optimizer_step, window_loss
+from app.train.loop import make_optimizer, optimizer_step, window_loss
 
-SHAPES = ("smollm2-135m", "qwen2.5-1.5b")  # real configurations, random weights (app/synthetic.py)
+SHAPES = ("smollm2-135m", "qwen2.5-1.5b")  # real configurations, random weights (app/inputs/random_init.py)
 
 
 def run(shape: str, dtype: str, batch: int, seq: int, steps: int, device: torch.device) -> float:
     from transformers import AutoModelForCausalLM
 
-    from app.synthetic import model_config
+    from app.inputs.random_init import model_config
 
     torch.manual_seed(0)
     config = model_config(shape)

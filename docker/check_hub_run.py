@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.fingerprint import audit  # noqa: E402
+from app.env.fingerprint import audit  # noqa: E402
 
 
 def served_commits(log: Path) -> dict[str, str]:

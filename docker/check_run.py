@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.fingerprint import audit, latest_env  # noqa: E402
+from app.env.fingerprint import audit, latest_env  # noqa: E402
 
 
 def main(run: Path) -> int:

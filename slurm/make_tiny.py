@@ -10,8 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from app.data import DEFAULT_DIR
-from app.models import embedded_tokenizer_dir
+from app.inputs.gsm8k import DEFAULT_DIR
+from app.inputs.models import embedded_tokenizer_dir
 
 
 def tiny_model(out: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.data import DEFAULT_DIR
+from app.inputs.gsm8k import DEFAULT_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def mini_gsm8k(tmp_path_factory, real_gsm8k) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:
     """The real SmolLM2-135M tokenizer, extracted once from the embedded GGUF."""
-    from app.models import embedded_tokenizer_dir
+    from app.inputs.models import embedded_tokenizer_dir
 
     return embedded_tokenizer_dir()
 
@@ -110,8 +110,8 @@ def tiny_spec(tmp_path, tiny_model_dir, mini_gsm8k):
 def tiny_qwen_dir(tmp_path_factory, real_gsm8k) -> Path:
     """A randomly initialised 2-layer Qwen2 with a BPE tokenizer trained here on 256 GSM8K rows,
     carrying Qwen's special tokens and EOS/pad conventions (EOS <|im_end|>, pad <|endoftext|>)."""
-    from app.prompts import R1_ZERO_V1, render_prompt, render_target
-    from app.synthetic import qwen_tokenizer, write_checkpoint
+    from app.inputs.prompts import R1_ZERO_V1, render_prompt, render_target
+    from app.inputs.random_init import qwen_tokenizer, write_checkpoint
 
     rows = [json.loads(ln) for ln in (real_gsm8k / "train.jsonl").read_text().splitlines()[:256]]
     texts = [render_prompt(R1_ZERO_V1, r["question"]) + render_target(R1_ZERO_V1, r["answer"], "0") for r in rows]
@@ -122,8 +122,8 @@ def tiny_qwen_dir(tmp_path_factory, real_gsm8k) -> Path:
 def tiny_run(tmp_path_factory, tiny_model_dir, mini_gsm8k) -> Path:
     """A complete train + eval run of the tiny model, checkpoint included, made once per session.
     Tests copy it before changing anything."""
-    from app.spec import load_spec
-    from app.stages import run_stages
+    from app.launch.stages import run_stages
+    from app.spec.run_spec import load_spec
 
     root = tmp_path_factory.mktemp("tiny_run")
     spec = write_spec(

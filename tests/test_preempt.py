@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import preempt
-from app.artifacts import sha256_file
+from app.rundir.run_dir import sha256_file
 from tests.helpers import REPO, repro
 
 

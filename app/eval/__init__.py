@@ -1,0 +1,2 @@
+"""Evaluation: generation (the only vLLM import), grading, metrics, regrading saved outputs.
+"""

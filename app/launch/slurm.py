@@ -1,0 +1,320 @@
+"""`repro sweep --launcher slurm`: the specs as one Slurm job array, written as a plain sbatch script.
+
+Why a generated script rather than submitit: the script is the whole story of a task (what runs,
+where its log goes, how a signal becomes a checkpoint and a requeue). `--dry-run` prints it, it is
+saved next to the runs, `sbatch` runs it unchanged and a user can edit and resubmit it by hand on a
+cluster we have never seen. submitit pickles a Python callable and runs it inside its own wrapper,
+which hides exactly those parts, and it would need to be installed on every node.
+
+Each array task runs `repro run SPEC` in this project's venv (resuming whatever is unfinished), or
+for multi-process training `torchrun` under `srun` first. Pure apart from calling sbatch/squeue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.errors import UserError
+from app.preempt import EXIT_CODE
+from app.rundir.find import find_run_dir
+from app.rundir.jsonl import read_jsonl
+from app.rundir.run_dir import RunDir, now
+from app.spec.run_spec import RunSpec, load_spec
+
+SLURM_DIR = ".slurm"  # under the runs root: saved batch scripts, Slurm's own output, submissions.jsonl
+RDZV_PORT = 29500
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """What a cluster user sets on `sbatch`; None leaves the cluster's default."""
+
+    partition: str | None = None
+    account: str | None = None
+    time: str | None = None
+    gpus_per_task: int | None = None
+    gres: str | None = None
+    cpus_per_task: int | None = None
+    mem: str | None = None
+    max_parallel: int | None = None  # the array's %N
+    nodes: int = 1
+    gpus_per_node: int | None = None
+    procs_per_node: int | None = None  # torchrun processes per node (default: gpus_per_node)
+    signal_before_s: int = 300  # SIGUSR1 this long before the time limit: checkpoint, requeue
+    job_name: str = "repro-sweep"
+    extra: tuple[str, ...] = field(default_factory=tuple)  # more `#SBATCH` lines, e.g. "--qos=high"
+
+    @property
+    def nproc(self) -> int:
+        return self.procs_per_node or self.gpus_per_node or 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.nodes * self.nproc > 1
+
+
+@dataclass(frozen=True)
+class Task:
+    spec_path: Path
+    run_dir: Path
+    trains: bool
+
+
+def parse_time(text: str) -> int:
+    """Slurm's --time formats (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S) → seconds."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        raise UserError(f"--time {text!r}: expected M, M:S, H:M:S, D-H, D-H:M or D-H:M:S")
+    days, a, b, c = (int(x) if x else None for x in m.groups())
+    if days is not None:  # D-H[:M[:S]]
+        return ((days * 24 + a) * 60 + (b or 0)) * 60 + (c or 0)
+    if c is not None:  # H:M:S
+        return (a * 60 + b) * 60 + c
+    return a * 60 + (b or 0)  # M or M:S
+
+
+# What an option value may hold in a generated `#SBATCH` line: a newline would end the comment and
+# start a shell command, a space would add another sbatch option, and shell metacharacters have no
+# business there. Anything else (e.g. `--constraint=a&b`) is written into the saved script by hand.
+OPTION_VALUE = re.compile(r"[A-Za-z0-9_.,:=%@+/-]+")
+
+
+def check_options(opts: SlurmOptions) -> None:
+    """Refuse (one line naming the option) a value that could leave its `#SBATCH` line."""
+    named = [("--partition", opts.partition), ("--account", opts.account), ("--time", opts.time)]
+    named += [("--gres", opts.gres), ("--mem", opts.mem), ("job name", opts.job_name)]
+    named += [("--sbatch", x) for x in opts.extra]
+    for flag, value in named:
+        if value is not None and not OPTION_VALUE.fullmatch(value):
+            raise UserError(
+                f"{flag} {value!r}: a generated #SBATCH line holds only letters, digits and _ . , : = % @ + / -"
+            )
+
+
+def sbatch_lines(opts: SlurmOptions, n_tasks: int, out_dir: Path) -> list[str]:
+    """The #SBATCH header: resources, the array, requeue and the pre-limit signal."""
+    array = f"0-{n_tasks - 1}" + (f"%{opts.max_parallel}" if opts.max_parallel else "")
+    pairs = [
+        ("job-name", opts.job_name),
+        ("array", array),
+        ("partition", opts.partition),
+        ("account", opts.account),
+        ("time", opts.time),
+        ("nodes", opts.nodes if opts.distributed else None),
+        ("ntasks-per-node", 1 if opts.distributed else None),
+        ("gpus-per-node", opts.gpus_per_node),
+        ("gpus-per-task", opts.gpus_per_task),
+        ("gres", opts.gres),
+        ("cpus-per-task", opts.cpus_per_task),
+        ("mem", opts.mem),
+        ("requeue", True),
+        ("open-mode", "append"),
+        ("signal", f"B:USR1@{opts.signal_before_s}"),
+        ("output", f"{out_dir}/%A_%a.out"),
+    ]
+    lines = [f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={v}" for k, v in pairs if v is not None]
+    return lines + [f"#SBATCH {x if x.startswith('-') else '--' + x}" for x in opts.extra]
+
+
+def bash_array(name: str, items: list) -> str:
+    return f"{name}=(\n" + "".join(f"  {shlex.quote(str(x))}\n" for x in items) + ")"
+
+
+TASK_BODY = r"""
+SPEC=${SPECS[$SLURM_ARRAY_TASK_ID]}
+RUN_DIR=${RUN_DIRS[$SLURM_ARRAY_TASK_ID]}
+# Everything this task prints goes into its run directory (appended across requeues).
+mkdir -p "$RUN_DIR/logs"
+exec >>"$RUN_DIR/logs/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" 2>&1
+say() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) [slurm ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}] $*"; }
+say "start on $(hostname) (job $SLURM_JOB_ID, restart ${SLURM_RESTART_COUNT:-0}): $SPEC"
+
+# state_of [STAGE]: the run's (or one stage's) state from status.json; "new" before the first start.
+state_of() {
+  "$PY" - "$RUN_DIR/status.json" "$@" 2>/dev/null <<'EOF' || echo new
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["stages"].get(sys.argv[2], {}).get("state") if len(sys.argv) > 2 else s["state"])
+EOF
+}
+if [ "$(state_of)" = complete ]; then say "already complete: nothing to do"; exit 0; fi
+
+# SIGUSR1 comes --signal seconds before the time limit: ask the work to checkpoint and stop
+# (it exits with code {exit_code}), then requeue this task; the next start resumes.
+requeue=0 child=
+on_usr1() { say "SIGUSR1: time limit near, checkpointing"; requeue=1; [ -n "$child" ] && kill -TERM "$child"; }
+trap on_usr1 USR1
+step() {  # run one command in the background, so the trap can run while it works
+  "$@" & child=$!
+  wait "$child"; rc=$?
+  while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
+  child=
+  return "$rc"
+}
+"""
+
+SINGLE = """
+step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"
+rc=$?
+"""
+
+DISTRIBUTED = """
+rc=0
+if [ "${{TRAINS[$SLURM_ARRAY_TASK_ID]}}" = 1 ] && [ "$(state_of train)" != complete ]; then
+  # torchrun on every node (one srun task per node); the first host is the rendezvous point.
+  HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+  say "training on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es), rendezvous $HEAD:{port}"
+  step srun --kill-on-bad-exit=1 --ntasks-per-node=1 "$PY" -m torch.distributed.run \\
+    --nnodes="$SLURM_JOB_NUM_NODES" --nproc-per-node={nproc} \\
+    --rdzv-backend=c10d --rdzv-endpoint="$HEAD:{port}" --rdzv-id="$SLURM_JOB_ID" \\
+    -m app train "$SPEC" --runs-dir "$RUNS" --resume
+  rc=$?
+fi
+if [ "$rc" = 0 ] && [ "$requeue" = 0 ]; then
+  step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"  # evaluation (training is complete)
+  rc=$?
+fi
+"""
+
+TAIL = """
+if [ "$requeue" = 1 ]; then
+  say "requeueing (exit $rc): the next start resumes from the checkpoint"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+fi
+say "done (exit $rc), state $(state_of)"
+exit "$rc"
+"""
+
+
+def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python: str, workdir: Path) -> str:
+    """The whole sbatch script for one sweep: header, per-task arrays, the task body."""
+    check_options(opts)
+    env = {k: os.environ[k] for k in ("GSM8K_DIR", "HF_HOME", "REPRO_CACHE") if k in os.environ}
+    parts = [
+        "#!/bin/bash",
+        f"# Generated by `repro sweep --launcher slurm` at {now()}: one array task per spec.",
+        *sbatch_lines(opts, len(tasks), runs_root / SLURM_DIR),
+        "set -uo pipefail",
+        bash_array("SPECS", [t.spec_path for t in tasks]),
+        bash_array("RUN_DIRS", [t.run_dir for t in tasks]),
+        bash_array("TRAINS", [int(t.trains) for t in tasks]) if opts.distributed else "",
+        f"RUNS={shlex.quote(str(runs_root))}",
+        f"PY={shlex.quote(python)}",
+        f"cd {shlex.quote(str(workdir))}",
+        "export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1  # library progress bars garble log files",
+        *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
+        TASK_BODY.replace("{exit_code}", str(EXIT_CODE)).rstrip(),
+        (DISTRIBUTED.format(nproc=opts.nproc, port=RDZV_PORT) if opts.distributed else SINGLE).rstrip(),
+        TAIL.rstrip(),
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def task_for(path: Path, runs_root: Path) -> tuple[RunSpec, Task]:
+    spec = load_spec(path)
+    run_dir = find_run_dir(spec, runs_root)
+    return spec, Task(path.resolve(), run_dir, spec.train is not None)
+
+
+def submissions(runs_root: Path) -> dict[str, dict]:
+    """The latest submission of each run directory (from .slurm/submissions.jsonl)."""
+    path = runs_root / SLURM_DIR / "submissions.jsonl"
+    out = {}
+    for lineno, rec in enumerate(read_jsonl(path), start=1):  # a torn last append is dropped
+        if not all(isinstance(rec.get(k), str) for k in ("job_id", "run_dir")):
+            raise UserError(f"{path}:{lineno}: expected string fields job_id and run_dir")
+        out[rec["run_dir"]] = rec
+    return out
+
+
+def queue_states() -> dict[str, str]:
+    """Job id (`123_4` for array tasks) → state for every job Slurm still knows; {} without squeue."""
+    if not shutil.which("squeue"):
+        return {}
+    proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True)
+    return dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if line.strip())
+
+
+def select_tasks(spec_paths: list[Path], runs_root: Path, log) -> list[tuple[RunSpec, Task]]:
+    """Specs whose run is neither complete nor already queued in Slurm."""
+    queued, active = submissions(runs_root), queue_states()
+    chosen = []
+    for path in spec_paths:
+        spec, task = task_for(path, runs_root)
+        state = RunDir(task.run_dir).status()["state"]
+        job = queued.get(str(task.run_dir), {}).get("job_id")
+        if state == "complete":
+            log(f"skip {spec.name}: complete")
+        elif job in active:
+            log(f"skip {spec.name}: already queued as {job} ({active[job].lower()})")
+        else:
+            chosen.append((spec, task))
+    return chosen
+
+
+def submit(script: str, runs_root: Path, tasks: list[Task]) -> str:
+    """Save the script under RUNS/.slurm/, sbatch it, record one submission line per task; returns the job id."""
+    if not shutil.which("sbatch"):
+        raise UserError("sbatch not found: run on a Slurm login node (or use --dry-run)")
+    out_dir = runs_root / SLURM_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"sweep-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.sbatch"
+    path.write_text(script)
+    proc = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"sbatch {path}: {proc.stderr.strip() or proc.stdout.strip()}")
+    job = proc.stdout.strip().split(";")[0]
+    with (out_dir / "submissions.jsonl").open("a") as fh:
+        for i, t in enumerate(tasks):
+            rec = {"job_id": f"{job}_{i}", "run_dir": str(t.run_dir), "spec": str(t.spec_path), "script": str(path)}
+            fh.write(json.dumps({**rec, "submitted_at": now()}) + "\n")
+    return job
+
+
+def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry_run: bool, gpu: str, log) -> str:
+    """Submit the unfinished specs as one array (or print the script); returns the job id or ''."""
+    runs_root = runs_root.resolve()
+    check_options(opts)  # before anything is read or written
+    if opts.time and opts.signal_before_s >= parse_time(opts.time):
+        raise UserError(f"--signal-before {opts.signal_before_s} s must be shorter than --time {opts.time}")
+    chosen = select_tasks(spec_paths, runs_root, log)
+    if opts.time:
+        warn_time(chosen, opts, gpu, log)
+    if not chosen:
+        log("nothing to submit: every run is complete or queued")
+        return ""
+    tasks = [t for _, t in chosen]
+    script = batch_script(tasks, opts, runs_root, sys.executable, Path.cwd())
+    if dry_run:
+        print(script, end="")
+        return ""
+    job = submit(script, runs_root, tasks)
+    for i, (spec, _) in enumerate(chosen):
+        log(f"submitted {spec.name} as {job}_{i}")
+    return job
+
+
+def warn_time(chosen: list[tuple[RunSpec, Task]], opts: SlurmOptions, gpu: str, log) -> None:
+    """Warn (stderr) for each task whose estimated GPU time exceeds --time."""
+    from app.launch.plan import estimate
+
+    limit = parse_time(opts.time)
+    gpus = max(1, opts.nodes * (opts.gpus_per_node or opts.gpus_per_task or 1))
+    for spec, _ in chosen:
+        est = estimate(spec, gpu)
+        hours = est["gpu_hours"] / gpus
+        if hours * 3600 > limit:
+            log(
+                f"warning: {spec.name}: estimated {hours:.2f} h on {gpus} {gpu} GPU(s) > --time {opts.time}; "
+                "it will be checkpointed and requeued at the limit"
+            )

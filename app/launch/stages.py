@@ -1,0 +1,274 @@
+"""The edge between specs and stages: turn a RunSpec into plain arguments, inside a run directory.
+
+Each stage marks itself running/complete/failed in status.json, records the environment in
+env.json and ends by hashing the directory into manifest.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+from functools import partial
+from pathlib import Path
+
+from app import preempt
+from app.env.fingerprint import record_env
+from app.errors import UserError
+from app.faults import fault
+from app.inputs.gsm8k import data_fingerprint, select_train
+from app.inputs.prompts import answer_span_start, get_template, render_prompt, render_target
+from app.rundir.find import find_run_dir, same_run
+from app.rundir.jsonl import read_jsonl
+from app.rundir.manifest import (
+    PartialLog,
+    preflight_resume,
+    seal_existing,
+    seal_json,
+    stage_sealed,
+    verify_data,
+    verify_run,
+)
+from app.rundir.run_dir import RunDir, atomic_write_bytes, open_run, run_dir_name
+from app.spec.run_spec import RunSpec, dump_spec, spec_hash
+
+
+def required_stages(spec: RunSpec) -> list[str]:
+    return ["train", "eval"] if spec.train else ["eval"]
+
+
+def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
+    """Create or reopen the run directory of `spec`, writing spec.json and data.json once.
+
+    A reopened directory must still match its manifest (exit 1) and its data files data.json
+    (exit 2); both are checked before anything is written."""
+    path = find_run_dir(spec, runs_root)  # may be a directory made under an older spec schema
+    # Missing or bad data is the user's to fix before anything exists: no directory left behind as `new`.
+    data = None if (path / "data.json").is_file() else spec_data_fingerprint(spec)
+    same = partial(same_run, spec=spec)
+    run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec), dir_name=path.name, same=same)
+    try:
+        verify_run(run)
+        if run.file("data.json").is_file():
+            verify_data(run, spec.data.source)
+            seal_existing(run, "data.json")
+            seal_existing(run, "env.json")
+        else:
+            seal_json(run, "data.json", data or spec_data_fingerprint(spec))
+        seal_existing(run, "spec.json")
+        for tmp in run.path.rglob(".*.tmp"):  # temp files of atomic writes a kill interrupted (we hold the lock)
+            tmp.unlink(missing_ok=True)
+    except BaseException:
+        run.unlock()
+        raise
+    return run
+
+
+def single_process(what: str) -> None:
+    """Evaluation runs as one process; under torchrun every rank would generate the same file."""
+    from app.env.determinism import world_size
+
+    if world_size() != 1:
+        raise UserError(f"{what} runs as one process (WORLD_SIZE={world_size()}); launch it without torchrun")
+
+
+def spec_data_fingerprint(spec: RunSpec) -> dict:
+    """data.json: the spec's data fingerprint and its prompt template's hash."""
+    d = spec.data
+    fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
+    template = get_template(spec.prompt.template)
+    fp["prompt_template"] = {"id": template.id, "sha256": template.sha256}
+    return fp
+
+
+def encode_train_set(spec: RunSpec, tokenizer) -> tuple[list, int]:
+    """Encode the spec's training subset; returns (examples, dropped_overlong)."""
+    from app.train.sft_data import apply_length_limit, encode_example
+
+    template = get_template(spec.prompt.template)
+    rows = select_train(spec.data.source, spec.data.train_size, spec.data.subset_seed)
+    encoded = []
+    for row in rows:
+        target = render_target(template, row.answer, row.gold)
+        prompt = render_prompt(template, row.question)
+        start = answer_span_start(template, target)
+        encoded.append(encode_example(tokenizer, row.id, prompt, target, start, spec.train.loss_mask))
+    return apply_length_limit(encoded, spec.train.max_seq_len, spec.train.overlong)
+
+
+def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
+    """The spec's stages not yet complete in its run directory, in order (creates nothing).
+
+    The image path (`make run` through compose) runs exactly these, as `repro run` does in one process."""
+    path = find_run_dir(spec, Path(runs_root))
+    run = RunDir(path) if path.is_dir() else None
+    return [s for s in required_stages(spec) if run is None or run.stage_state(s) != "complete"]
+
+
+def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
+    """Train (resuming) if needed, then evaluate if needed, holding the run's lock throughout."""
+    single_process("repro run (its eval stage)")
+    run = open_spec_run(spec, runs_root)
+    try:
+        if spec.train is not None and not stage_done(run, "train", spec):
+            _train_stage(spec, runs_root, run, resume=True, progress=progress)
+            preempt.check()  # a stop asked for during the last step: do not start the eval
+        if not stage_done(run, "eval", spec):
+            _eval_stage(spec, run, progress)
+    finally:
+        run.unlock()
+    return run
+
+
+def stage_done(run: RunDir, stage: str, spec: RunSpec) -> bool:
+    """Whether `stage` is complete; a kill after it sealed its outputs but before status.json said
+    so is finished here (its outputs were verified against the manifest when the run was opened)."""
+    if run.stage_state(stage) == "complete":
+        return True
+    if stage_sealed(run, stage):
+        run.mark_complete(stage, required_stages(spec))
+        return True
+    return False
+
+
+def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: bool = True) -> RunDir:
+    """Train the spec's model on its subset; writes checkpoint/ and the training logs."""
+    run = open_spec_run(spec, runs_root) if int(os.environ.get("RANK", "0")) == 0 else None
+    try:
+        if run is not None and resume and run.stage_state("train") != "complete" and stage_done(run, "train", spec):
+            return run  # only status.json was behind: nothing left to train
+        return _train_stage(spec, runs_root, run, resume, progress)
+    finally:
+        if run is not None:
+            run.unlock()
+
+
+def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: bool, progress: bool) -> RunDir:
+    from transformers import AutoTokenizer
+
+    from app.env.determinism import runtime_record
+    from app.inputs.models import resolve_model
+    from app.inputs.remote_code import allowed
+    from app.train.loop import run_training, set_determinism
+
+    if spec.train is None:
+        raise UserError(f"{spec.name}: spec has no train section")
+    rank = int(os.environ.get("RANK", "0"))
+    run = run or RunDir(find_run_dir(spec, runs_root))
+    if rank == 0 and run.stage_state("train") == "complete":
+        raise UserError(f"{run.path}: train stage already complete (a complete run is never overwritten)")
+    if rank == 0 and not resume and run.file("train_log.jsonl").is_file():
+        raise UserError(f"{run.path}: an earlier train attempt exists; pass --resume to continue it")
+    if rank == 0 and resume:
+        preflight_resume(run, int(os.environ.get("WORLD_SIZE", "1")))
+    ctx = run.stage("train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
+    with ctx:
+        set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
+        if rank == 0:
+            record_env(run, "train", {"runtime": runtime_record(spec.seed)})
+        m = spec.model
+        model_path = resolve_model(m.id, m.revision)
+        trust = allowed(spec)  # the same for the tokenizer here and the model in run_training
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=m.revision, trust_remote_code=trust)
+        examples, dropped = encode_train_set(spec, tokenizer)
+        summary = run_training(
+            run,
+            model_path,
+            tokenizer,
+            examples,
+            spec.train,
+            seed=spec.seed,
+            resume=resume,
+            progress=progress,
+            trust_remote_code=trust,
+            revision=m.revision,
+        )
+        if rank == 0:
+            finish_train(run, spec, model_path, summary, examples, dropped)
+    return run
+
+
+def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, examples: list, dropped: int) -> None:
+    """Write train_metrics.json and train_curves.png; drop the resumable checkpoints."""
+    from app.inputs.models import model_source
+    from app.study.plots import training_curves
+
+    log = read_jsonl(run.file("train_log.jsonl"), torn_tail=False)
+    source = model_source(spec.model.id, model_path, spec.model.revision)
+    run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
+    atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))
+    shutil.rmtree(run.file("resume"), ignore_errors=True)
+    fault("resume:removed")
+
+
+def run_name(spec: RunSpec) -> str:
+    return run_dir_name(spec.name, spec_hash(spec))
+
+
+def train_summary(log: list[dict], summary: dict, examples: list, dropped: int, source: dict) -> dict:
+    """train_metrics.json: budget, losses, token accounting, speed and memory."""
+    tail = log[-max(1, len(log) // 10) :]
+    n_sup = sum(e.n_supervised for e in examples)
+    n_tok = sum(len(e.input_ids) for e in examples)
+    return {
+        **summary,
+        "steps_logged": len(log),
+        "first_loss": log[0]["loss"] if log else None,
+        "final_loss": log[-1]["loss"] if log else None,
+        "final_loss_tail_mean": sum(r["loss"] for r in tail) / len(tail) if log else None,
+        "max_grad_norm_seen": max((r["grad_norm"] for r in log), default=None),
+        "dropped_overlong": dropped,
+        "train_examples": len(examples),
+        "supervised_ratio": n_sup / n_tok if n_tok else None,
+        "mean_padding_fraction": sum(r["padding_fraction"] for r in log) / len(log) if log else None,
+        "tokens_trained": sum(r["tokens"] for r in log),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "model_source": source,
+    }
+
+
+def eval_model_path(spec: RunSpec, run: RunDir) -> str:
+    """The run's checkpoint when the spec trains, else the spec's base model."""
+    from app.inputs.models import RUN_PREFIX, resolve_model, run_checkpoint
+
+    if spec.train is None and spec.model.id.startswith(RUN_PREFIX):
+        return run_checkpoint(spec.model.id, run.path.parent)
+    if spec.train is None:
+        return resolve_model(spec.model.id, spec.model.revision)
+    if run.stage_state("train") != "complete" or not run.file("checkpoint/config.json").is_file():
+        raise UserError(f"{run.path}: train stage is not complete; run `repro train` first")
+    return str(run.file("checkpoint"))
+
+
+def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:
+    """Evaluate (resuming an interrupted eval); writes predictions.jsonl and eval_metrics.json."""
+    single_process("eval")
+    run = open_spec_run(spec, runs_root)
+    try:
+        if run.stage_state("eval") != "complete" and stage_done(run, "eval", spec):
+            return run, run.read_json("eval_metrics.json")  # only status.json was behind
+        return _eval_stage(spec, run, progress)
+    finally:
+        run.unlock()
+
+
+def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dict]:
+    from app.env.determinism import apply_eval, runtime_record
+    from app.eval.evaluate import print_summary, run_eval
+
+    if run.stage_state("eval") == "complete":
+        raise UserError(f"{run.path}: eval stage already complete (a complete run is never overwritten)")
+    with run.stage("eval", required_stages(spec)):
+        # Set here, not inherited: `repro run` evaluates after training in the same process.
+        numerics = apply_eval(spec.seed)
+        record_env(run, "eval", {"runtime": runtime_record(spec.seed)})
+        model_path = eval_model_path(spec, run)
+        journal = PartialLog(run, "predictions.jsonl")
+        pred_path = run.file("predictions.jsonl")
+        records, metrics = run_eval(
+            spec, model_path, pred_path, progress, journal, numerics, lambda n: run.note("eval", total_prompts=n)
+        )
+        run.write_json("eval_metrics.json", metrics)
+        print_summary(records, metrics)
+    return run, metrics

@@ -1,0 +1,3 @@
+"""Run specs: the pydantic model, loading with one-line errors, migration, the run's identity hash, the
+JSON Schema. Pure.
+"""

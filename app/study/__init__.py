@@ -1,0 +1,3 @@
+"""The study: the experiment matrix, comparability, statistics and criteria, the report with its
+figures, sweep status, exports.
+"""

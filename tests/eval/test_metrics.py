@@ -1,0 +1,57 @@
+import math
+
+import pytest
+
+from app.eval.metrics import mcnemar_exact, paired_bootstrap, paired_compare, summarize, wilson_interval
+
+
+def test_wilson_matches_reference_values():
+    lo, hi = wilson_interval(55, 100)
+    assert lo == pytest.approx(0.4524, abs=1e-4) and hi == pytest.approx(0.6438, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_mcnemar_exact():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    # all 10 discordant pairs favour B: p = 2 * 0.5**10
+    assert mcnemar_exact(0, 10) == pytest.approx(2 / 1024)
+    assert mcnemar_exact(2, 8) == pytest.approx(2 * sum(math.comb(10, i) for i in range(3)) / 1024)
+
+
+def test_bootstrap_interval_contains_true_difference_and_is_seeded():
+    a = [True] * 30 + [False] * 70
+    b = [True] * 50 + [False] * 50
+    lo, hi = paired_bootstrap(a, b, seed=1)
+    assert lo < 0.2 < hi and lo > 0
+    assert paired_bootstrap(a, b, seed=1) == (lo, hi)
+
+
+def test_paired_compare_uses_only_shared_items():
+    out = paired_compare({"x": True, "y": False, "z": True}, {"x": True, "y": True, "w": False})
+    assert out["n_paired"] == 2 and out["only_b_correct"] == 1 and out["difference"] == pytest.approx(0.5)
+
+
+def _rec(status, n_tokens=10, diag=False):
+    return {
+        "status": status,
+        "n_tokens": n_tokens,
+        "think_chars": 5,
+        "answer_pos": 3 if status != "unclosed_eos" else None,
+        "diagnostic_correct": diag or status == "correct",
+        "prompt_sha256": "ab",
+    }
+
+
+def test_summarize_rates_add_up():
+    recs = [_rec("correct"), _rec("wrong"), _rec("unclosed_eos", diag=True), _rec("truncated", 300), _rec("unparsable")]
+    m = summarize(recs)
+    assert m["n"] == 5 and m["strict_accuracy"] == pytest.approx(0.2)
+    assert m["diagnostic_accuracy"] == pytest.approx(0.4)
+    # unclosed = no </answer> at all, whatever the cause: its two parts add up to it
+    assert m["unclosed_rate"] == pytest.approx(0.4) == m["truncated_rate"] + m["unclosed_eos_rate"]
+    assert m["truncated_rate"] == m["unparsable_rate"] == pytest.approx(0.2)
+    assert m["format_fail_rate"] == pytest.approx(0.6)
+    assert sum(m["status_counts"].values()) == 5 and m["gen_tokens_max"] == 300
+    assert {b["min_tokens"] for b in m["accuracy_by_length"]} == {0, 256}

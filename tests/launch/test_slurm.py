@@ -1,0 +1,89 @@
+"""The Slurm launcher's pure parts: the batch script, --time parsing, skipping complete runs."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.errors import UserError
+from app.launch.slurm import SlurmOptions, Task, batch_script, parse_time, sbatch_lines, select_tasks, task_for
+from app.rundir.run_dir import RunDir
+from tests.helpers import repro
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 1800), ("5:30", 330), ("2:00:00", 7200), ("1-0", 86400), ("1-2:30", 95400), ("0-0:0:45", 45)],
+)
+def test_parse_time_reads_every_slurm_format(text, seconds):
+    assert parse_time(text) == seconds
+
+
+def test_parse_time_names_the_option_on_bad_input():
+    with pytest.raises(UserError, match="--time '1h'"):
+        parse_time("1h")
+
+
+def tasks(tmp_path: Path, n: int = 2) -> list[Task]:
+    return [Task(tmp_path / f"s{i}.json", tmp_path / "runs" / f"s{i}-0000000{i}", True) for i in range(n)]
+
+
+def test_header_carries_every_cluster_option(tmp_path):
+    opts = SlurmOptions(
+        partition="gpu", account="lab", time="4:00:00", gres="gpu:a100:1", cpus_per_task=8, mem="64G",
+        max_parallel=3, extra=("--qos=high", "constraint=h100"),
+    )  # fmt: skip
+    lines = sbatch_lines(opts, 5, tmp_path)
+    for want in ("--array=0-4%3", "--partition=gpu", "--account=lab", "--time=4:00:00", "--gres=gpu:a100:1",
+                 "--cpus-per-task=8", "--mem=64G", "--requeue", "--signal=B:USR1@300", "--qos=high",
+                 "--constraint=h100", f"--output={tmp_path}/%A_%a.out"):  # fmt: skip
+        assert f"#SBATCH {want}" in lines
+    assert not any("nodes" in ln for ln in lines)  # single-process tasks leave node counts alone
+
+
+def test_single_process_script_runs_repro_run_and_is_valid_bash(tmp_path):
+    script = batch_script(tasks(tmp_path), SlurmOptions(), tmp_path / "runs", "/venv/bin/python", tmp_path)
+    assert script.startswith("#!/bin/bash\n")
+    assert 'step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"' in script
+    assert "torch.distributed.run" not in script and "TRAINS=" not in script
+    assert f"  {tmp_path}/s1.json\n" in script and "scontrol requeue" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_multi_node_script_starts_torchrun_under_srun_with_slurm_rendezvous(tmp_path):
+    opts = SlurmOptions(nodes=2, gpus_per_node=8)
+    script = batch_script(tasks(tmp_path), opts, tmp_path / "runs", "/venv/bin/python", tmp_path)
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=8" in script
+    assert "#SBATCH --ntasks-per-node=1" in script
+    assert 'HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in script
+    assert '--nnodes="$SLURM_JOB_NUM_NODES" --nproc-per-node=8' in script
+    assert '--rdzv-endpoint="$HEAD:29500"' in script and "-m app train" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_complete_runs_are_not_submitted(tiny_spec, tmp_path):
+    done, todo = tiny_spec(name="done"), tiny_spec(name="todo")
+    runs = tmp_path / "runs"
+    _, task = task_for(done, runs)
+    RunDir(task.run_dir).path.mkdir(parents=True)
+    (task.run_dir / "status.json").write_text(json.dumps({"state": "complete", "stages": {}}))
+    said = []
+    chosen = select_tasks([done, todo], runs, said.append)
+    assert [spec.name for spec, _ in chosen] == ["todo"]
+    assert said == ["skip done: complete"]
+
+
+def test_dry_run_prints_the_script_and_warns_when_time_is_below_the_plan(tiny_spec, tmp_path):
+    spec = tiny_spec(name="big", train={"max_steps": 100000})
+    args = ["--launcher", "slurm", "--dry-run", "--time", "1", "--signal-before", "10", "--gpu", "a10"]
+    out = repro("sweep", str(spec), "--runs-dir", str(tmp_path / "runs"), *args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("#!/bin/bash") and "#SBATCH --array=0-0" in out.stdout
+    assert "warning: big: estimated" in out.stderr and "> --time 1" in out.stderr
+    assert not (tmp_path / "runs" / ".slurm").exists()  # nothing submitted, nothing written
+
+
+def test_signal_must_come_before_the_time_limit(tiny_spec, tmp_path):
+    out = repro("sweep", str(tiny_spec()), "--launcher", "slurm", "--dry-run", "--time", "2")
+    assert out.returncode == 2 and "--signal-before 300" in out.stderr

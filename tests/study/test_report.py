@@ -1,0 +1,189 @@
+"""The report renders from real (tiny-model) run directories; the matrix specs differ only where the study says."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.launch.stages import run_stages
+from app.rundir.run_dir import run_dir_name
+from app.spec.run_spec import load_spec, spec_hash
+from app.study.matrix import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, tiny_model_dir, mini_gsm8k):
+    root = tmp_path_factory.mktemp("study")
+    dirs = []
+    for group, size in (("orig", 8), ("orig", 16), ("A", 16), ("B", 16), ("C", 16), ("C", 8), ("steps", 8)):
+        spec_path = root / f"{group}_{size}.json"
+        spec_path.write_text(
+            json.dumps(
+                {
+                    "name": f"{group}_{size}",
+                    "group": group,
+                    "model": {"id": str(tiny_model_dir)},
+                    "data": {"source": str(mini_gsm8k), "train_size": size, "eval_limit": 6},
+                    "train": {**recipe(group), "max_steps": 1, "micro_batch_size": 2, "grad_accum": 2},
+                    "eval": {"backend": "hf", "max_new_tokens": 8, "batch_size": 6},
+                }
+            )
+        )
+        dirs.append(run_stages(load_spec(spec_path), root / "runs", progress=False).path)
+    return dirs
+
+
+def test_report_renders_from_run_directories(tiny_runs, tmp_path):
+    from tests.helpers import repro
+
+    out = repro("report", *map(str, tiny_runs), "--out", str(tmp_path / "rep"), "--reference-original")
+    assert out.returncode == 0, out.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.count("\n| ") >= 7 and "strict ± 95% CI" in md
+    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
+        assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "src='accuracy.png'" not in page
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert len(doc["criteria"]) == 3
+    assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
+    assert doc["criteria"][2]["verdict"] == "not enough data"  # 6 questions cannot show "no worse"
+    assert "Holm" in doc["criteria"][0]["rule"] and "δ = 0.02" in doc["criteria"][2]["rule"]
+    check = doc["criteria"][0]["checks"][0]
+    assert (check["run_a"], check["run_b"]) == ("A_16", "B_16") and "| A_16 |" in md  # arms named
+
+
+def eval_only(root: Path, tiny_model_dir, mini_gsm8k, name: str, group: str, model_id: str, max_new: int) -> Path:
+    """An eval-only run beside the tiny study runs."""
+    spec_path = root / f"{name}.json"
+    spec_path.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "group": group,
+                "model": {"id": model_id},
+                "data": {"source": str(mini_gsm8k), "train_size": 16, "eval_limit": 6},
+                "eval": {"backend": "hf", "max_new_tokens": max_new, "batch_size": 6},
+            }
+        )
+    )
+    return run_stages(load_spec(spec_path), root / "runs", progress=False).path
+
+
+def test_report_refuses_runs_evaluated_differently_unless_told(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
+    from tests.helpers import repro
+
+    other = eval_only(tiny_runs[0].parent.parent, tiny_model_dir, mini_gsm8k, "base12", "base", str(tiny_model_dir), 12)
+    out = repro("report", *map(str, tiny_runs), str(other), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 2 and "max_new_tokens differs: 8 (orig_8" in out.stderr and "12 (base12)" in out.stderr
+    assert not (tmp_path / "rep").exists()
+    out = repro("report", *map(str, tiny_runs), str(other), "--out", str(tmp_path / "rep"), "--allow-mixed-eval")
+    assert out.returncode == 0, out.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.split("## Runs")[0].count("> **warning:** runs evaluated differently") == 1
+
+
+def test_decode_arm_evaluates_a_trained_checkpoint_and_is_reported(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
+    from tests.helpers import repro
+
+    source = tiny_runs[3]  # B_16
+    decode = eval_only(
+        source.parent.parent, tiny_model_dir, mini_gsm8k, "decode12_B_16", "decode", f"run:{source.name}", 12
+    )
+    metrics = json.loads((decode / "eval_metrics.json").read_text())
+    assert metrics["max_new_tokens"] == 12 and metrics["model_source"]["path"] == str(source / "checkpoint")
+    out = repro("report", *map(str, tiny_runs), str(decode), "--out", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr  # a decode arm differs in max_new_tokens by design
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    checks = doc["extra"][0]["checks"]
+    assert doc["extra"][0]["criterion"].startswith("Decoding robustness")
+    assert checks[0]["run_a"] == "B_16" and checks[0]["run_b"] == "decode12_B_16" and "8 → 12" in checks[0]["label"]
+
+
+def test_missing_source_run_is_one_line_error(tmp_path):
+    from app.errors import UserError
+    from app.inputs.models import run_checkpoint
+
+    with pytest.raises(UserError, match="model.id: 'run:nope-1234abcd': no trained checkpoint"):
+        run_checkpoint("run:nope-1234abcd", tmp_path)
+
+
+def test_report_refuses_a_run_without_eval(tmp_path):
+    from tests.helpers import repro
+
+    (tmp_path / "r").mkdir()
+    out = repro("report", str(tmp_path / "r"), "--out", str(tmp_path / "o"))
+    assert out.returncode == 2 and "no eval_metrics.json" in out.stderr
+
+
+def _flat(spec) -> dict:
+    d = spec.model_dump(mode="json")
+    return {f"{k}.{kk}": vv for k, v in d.items() if isinstance(v, dict) for kk, vv in v.items()} | {
+        k: v for k, v in d.items() if not isinstance(v, dict)
+    }
+
+
+def test_matrix_specs_differ_only_where_the_study_says():
+    specs = {s.name: s for s in matrix(GPU_PLAN)}
+    assert "B_1024" in specs and "orig_full" in specs and specs["base"].train is None
+    allowed = {"name", "group"}
+    diff = lambda a, b: {k for k in _flat(a) if _flat(a)[k] != _flat(b)[k]} - allowed  # noqa: E731
+    assert diff(specs["orig_1024"], specs["A_1024"]) == {"train.schedule", "train.warmup_ratio"}
+    assert diff(specs["A_1024"], specs["B_1024"]) == {"train.loss_mask"}
+    assert diff(specs["B_1024"], specs["C_1024"]) == {"train.lr"}
+    assert diff(specs["orig_512"], specs["orig_1024"]) == {"data.train_size"}
+    assert diff(specs["orig_128"], specs["orig_512"]) == {"data.train_size", "train.epochs"}
+    assert diff(specs["B_1024"], specs["lr3e-05_1024"]) == {"train.lr"}
+    lrs = {s.train.lr for s in specs.values() if s.train and s.data.train_size == 1024 and s.group in ("B", "C", "lr")}
+    assert lrs == {5e-6, 1e-5, 2e-5, 3e-5}
+    assert specs["orig_128"].train.epochs == 3 and specs["orig_512"].train.epochs == 1
+    assert specs["A_512"].train.warmup_ratio == 0.05 and specs["A_512"].train.min_lr_ratio == 0.1
+    trained = [s for s in specs.values() if s.group != "decode"]
+    assert all(s.model.id == "Qwen/Qwen2.5-Math-1.5B" and s.eval.max_new_tokens == 1024 for s in trained)
+    assert all(s.data.eval_limit is None for s in specs.values())
+
+
+def test_matrix_has_prompt_budget_and_decoding_arms():
+    specs = {s.name: s for s in matrix(GPU_PLAN)}
+    diff = lambda a, b: {k for k in _flat(a) if _flat(a)[k] != _flat(b)[k]} - {"name", "group"}  # noqa: E731
+    assert diff(specs["orig_512"], specs["P_512"]) == {"prompt.template"}
+    assert {s.train.max_steps for s in specs.values() if s.group == "steps"} == {468}  # ceil(7473 / 16)
+    assert sorted(s.data.train_size for s in specs.values() if s.group == "tokens") == [128, 256, 512, 1024]
+    assert diff(specs["orig_128"], specs["steps_128"]) == {"train.epochs", "train.max_steps"}
+    decode = specs["decode2048_orig_full"]
+    assert decode.train is None and decode.eval.max_new_tokens == 2048
+    assert decode.model.id == "run:" + run_dir_name("orig_full", spec_hash(specs["orig_full"]))
+    cpu = {s.name: s for s in matrix(CPU_PLAN)}
+    assert {n for n, s in cpu.items() if s.group in ("P", "steps", "tokens", "decode")} == {
+        "cpu_P_64",
+        "cpu_P_128",
+        "cpu_steps_32",
+        "cpu_steps_64",
+        "cpu_tokens_32",
+        "cpu_tokens_64",
+        "cpu_decode384_P_128",
+    }
+
+
+@pytest.mark.parametrize(("plan", "where"), [(GPU_PLAN, "specs"), (CPU_PLAN, "specs/cpu_study")])
+def test_committed_matrix_matches_the_generator(plan, where, tmp_path):
+    written = write_matrix(matrix(plan), tmp_path)
+    for path in written:
+        committed = REPO / where / path.name
+        assert committed.is_file(), f"{committed} missing: run repro matrix"
+        assert committed.read_text() == path.read_text()
+
+
+STUDY_RUNS = sorted((REPO / "docs" / "cpu_study" / "runs").glob("*"))
+
+
+@pytest.mark.parametrize("run", STUDY_RUNS, ids=[p.name for p in STUDY_RUNS])
+def test_committed_study_metrics_reproduce_with_the_current_grader(run):
+    from app.eval.evaluate import read_predictions, regrade
+    from app.eval.metrics import summarize
+
+    recorded = json.loads((run / "eval_metrics.json").read_text())
+    for key, value in summarize(regrade(read_predictions(run / "predictions.jsonl"))).items():
+        assert recorded[key] == value, key

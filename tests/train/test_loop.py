@@ -1,0 +1,187 @@
+"""The SFT loop on a tiny llama with the real tokenizer: accumulation, learning, determinism, resume, DDP."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.launch.stages import encode_train_set, train_stage
+from app.rundir.run_dir import sha256_file
+from app.spec.run_spec import load_spec
+from tests.helpers import repro
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def losses(run_dir: Path) -> list[float]:
+    return [json.loads(ln)["loss"] for ln in (run_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+def weights_sha(run_dir: Path) -> str:
+    return sha256_file(run_dir / "checkpoint" / "model.safetensors")
+
+
+def grads_for(model, examples, micro, accum, pad_id):
+    from app.train.loop import window_loss
+    from app.train.sft_data import collate
+
+    model.zero_grad()
+    n_window = sum(e.n_supervised for e in examples)
+    total = 0.0
+    for j in range(accum):
+        batch = collate(examples[j * micro : (j + 1) * micro], pad_id)
+        loss = window_loss(model, batch, n_window, torch.device("cpu"), "float32")
+        loss.backward()
+        total += float(loss.detach())
+    return total, [p.grad.clone() for p in model.parameters()]
+
+
+def test_accumulation_1x8_equals_4x2(tiny_spec, tiny_model_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    examples, _ = encode_train_set(load_spec(tiny_spec()), tokenizer)
+    examples = examples[:8]
+    assert len({len(e.input_ids) for e in examples}) > 1  # variable lengths make the test meaningful
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    loss_a, grads_a = grads_for(model, examples, micro=8, accum=1, pad_id=tokenizer.pad_token_id)
+    loss_b, grads_b = grads_for(model, examples, micro=2, accum=4, pad_id=tokenizer.pad_token_id)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
+
+
+def test_training_learns_and_writes_artifacts(tiny_spec, tmp_path, tiny_model_dir):
+    spec = load_spec(tiny_spec(train={"max_steps": 8, "lr": 1e-2, "schedule": "cosine", "warmup_ratio": 0.25}))
+    run = train_stage(spec, tmp_path / "runs", progress=False)
+    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(8))
+    assert sum(r["loss"] for r in log[-2:]) < 0.8 * sum(r["loss"] for r in log[:2])
+    # two warmup steps at 1/3 and 2/3 of the peak, then the peak
+    assert [r["lr"] for r in log[:3]] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2])
+    assert all(0 < r["supervised_ratio"] < 1 and r["grad_norm"] > 0 for r in log)
+    assert weights_sha(run.path) != sha256_file(tiny_model_dir / "model.safetensors")
+    status = json.loads(run.file("status.json").read_text())
+    assert status["stages"]["train"]["state"] == "complete" and status["state"] == "incomplete"
+    manifest = json.loads(run.file("manifest.json").read_text())["files"]
+    assert "checkpoint/model.safetensors" in manifest and "train_curves.png" in manifest
+    assert not run.file("resume").exists()
+    gen = json.loads(run.file("checkpoint/generation_config.json").read_text())
+    assert gen["eos_token_id"] == 2
+    config = json.loads(run.file("checkpoint/config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"]  # transformers 4.x reads this key
+
+
+def test_complete_run_is_never_overwritten(tiny_spec, tmp_path):
+    from app.errors import UserError
+
+    spec = load_spec(tiny_spec(train={"max_steps": 1}))
+    train_stage(spec, tmp_path / "runs", progress=False)
+    with pytest.raises(UserError, match="already complete"):
+        train_stage(spec, tmp_path / "runs", progress=False)
+
+
+def test_two_runs_are_bitwise_identical(tiny_spec, tmp_path):
+    spec = load_spec(tiny_spec(train={"max_steps": 3}))
+    a = train_stage(spec, tmp_path / "a", progress=False)
+    b = train_stage(spec, tmp_path / "b", progress=False)
+    assert losses(a.path) == losses(b.path)
+    assert weights_sha(a.path) == weights_sha(b.path)
+
+
+@pytest.mark.faults
+def test_resume_after_sigkill_reaches_identical_weights(tiny_spec, tmp_path):
+    spec = str(tiny_spec(name="resume", train={"max_steps": 6, "save_every": 2}))
+    whole = repro("train", spec, "--runs-dir", str(tmp_path / "whole"), "--no-progress")
+    assert whole.returncode == 0, whole.stderr
+    killed = repro(
+        "train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress", env={"REPRO_FAULT": "train.step:4"}
+    )
+    assert killed.returncode == -9
+    cut_dir = next((tmp_path / "cut").iterdir())
+    assert json.loads((cut_dir / "status.json").read_text())["state"] == "running"  # never marked complete
+    assert not (cut_dir / "checkpoint").exists()
+    refused = repro("train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = repro("train", spec, "--runs-dir", str(tmp_path / "cut"), "--no-progress", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    whole_dir = next((tmp_path / "whole").iterdir())
+    assert losses(cut_dir) == losses(whole_dir)
+    assert weights_sha(cut_dir) == weights_sha(whole_dir)
+    assert json.loads((cut_dir / "train_metrics.json").read_text())["resumed_from_step"] == 4
+
+
+@pytest.mark.faults
+def test_ddp_two_processes_match_single_process(tiny_spec, tmp_path):
+    single = tiny_spec(name="single", train={"max_steps": 3, "micro_batch_size": 2, "grad_accum": 2})
+    ddp = tiny_spec(name="ddp", train={"max_steps": 3, "micro_batch_size": 1, "grad_accum": 2})
+    one = repro("train", str(single), "--runs-dir", str(tmp_path / "one"), "--no-progress")
+    assert one.returncode == 0, one.stderr
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun, "torchrun (installed with torch) not found next to the test interpreter"
+    two = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "app",
+            "train",
+            str(ddp),
+            "--runs-dir",
+            str(tmp_path / "two"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    la, lb = losses(next((tmp_path / "one").iterdir())), losses(next((tmp_path / "two").iterdir()))
+    assert len(la) == len(lb) == 3
+    assert lb == pytest.approx(la, rel=1e-4)
+    metrics = json.loads((next((tmp_path / "two").iterdir()) / "train_metrics.json").read_text())
+    assert metrics["world_size"] == 2
+
+
+def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
+    train = {
+        "max_steps": None,
+        "max_tokens": 3000,
+        "dtype": "bfloat16",
+        "gradient_checkpointing": True,
+        "group_by_length": True,
+        "overlong": "drop",
+        "max_seq_len": 200,
+        "schedule": "cosine",
+        "warmup_ratio": 0.05,
+    }
+    spec = load_spec(tiny_spec(name="opts", train=train))
+    run = train_stage(spec, tmp_path, progress=False)
+    metrics = json.loads(run.file("train_metrics.json").read_text())
+    log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
+    assert metrics["tokens_trained"] >= 3000 and metrics["tokens_trained"] - log[-1]["tokens"] < 3000
+    assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
+    assert all(math.isfinite(r["loss"]) for r in log)
+    # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
+    assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
+
+
+def test_checkpoint_rope_theta_survives_both_transformers_generations(tmp_path, tokenizer):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from app.inputs.random_init import model_config
+    from app.train.loop import save_checkpoint
+
+    model = AutoModelForCausalLM.from_config(model_config("tiny-llama", vocab_size=len(tokenizer)))  # theta 1e5
+    save_checkpoint(model, tokenizer, tmp_path / "ckpt")
+    raw = json.loads((tmp_path / "ckpt/config.json").read_text())
+    assert raw["rope_theta"] == raw["rope_parameters"]["rope_theta"] == 100000.0  # 4.x would default to 1e4
+    assert AutoConfig.from_pretrained(tmp_path / "ckpt").rope_parameters["rope_theta"] == 100000.0
