@@ -50,3 +50,21 @@ def rescore_run(path: Path) -> dict:
         return metrics
     finally:
         run.unlock()
+
+
+def regrade_outputs(path: Path, write: bool, allow_unverified: bool, log) -> tuple[list[dict], dict]:
+    """`repro rescore`: the saved outputs of a run (rewritten in place with `write`) or of a predictions
+    file, regraded; returns (records, metrics). A run's file is checked against its manifest first."""
+    from app.rundir.verify import run_or_file
+
+    if write and not path.is_dir():
+        raise UserError(f"{path}: --write needs a run directory")
+    if write:
+        rescore_run(path)
+    pred = run_or_file(path, allow_unverified, log)
+    if not pred.is_file():
+        raise UserError(f"{pred}: not found")
+    records = regrade(read_predictions(pred))
+    if not records:
+        raise UserError(f"{pred}: no predictions")
+    return records, summarize(records)

@@ -182,7 +182,7 @@ def build_report(
     note=warn,
 ) -> Path:
     """Write report.md, report.html and the figures into `out`."""
-    from app.study.matrix import render as report_render
+    from app.study import render as report_render
 
     runs = [load_run(Path(p), allow_unverified, note) for p in run_dirs]
     if not runs:

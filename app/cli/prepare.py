@@ -1,0 +1,125 @@
+"""Commands before a run: validate specs, show schema and data, plan resources, write the matrix, check the machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from app.cli.common import PREPARE, RUNS, app, user_errors
+from app.errors import one_line
+from app.spec.run_spec import SpecError, load_spec, spec_hash
+
+GPUS = "h100, h200, a100, a100-40, l40s, a10"
+
+
+@app.command(rich_help_panel=PREPARE)
+def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None:
+    """Validate spec files: `OK <path> <hash>` each, or one line per problem and exit 2.
+
+    Example: `repro validate specs/*.json`
+    """
+    from app.inputs.gsm8k import check_spec_data
+
+    failed = False
+    for path in specs:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            failed = True
+            for line in exc.problems:
+                typer.echo(f"error: {one_line(line)}", err=True)
+            continue
+        size = spec.data.train_size if spec.train else None  # eval-only specs still need the data
+        problems = check_spec_data(spec.data.source, size, spec.data.eval_split)
+        for line in problems:
+            typer.echo(one_line(f"error: {path}: {line}"), err=True)  # data.source is the spec's text: one line
+        failed |= bool(problems)
+        if not problems:
+            typer.echo(f"OK {path} {spec_hash(spec)}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command(rich_help_panel=PREPARE)
+def schema() -> None:
+    """Print the JSON Schema of a run spec (every field described), for editors and validators."""
+    from app.spec.schema import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command(rich_help_panel=PREPARE)
+def data(spec_path: Path = typer.Argument(..., metavar="SPEC")) -> None:
+    """Print the data fingerprint and counts of a spec's training subset and eval split."""
+    from app.inputs.gsm8k import data_fingerprint
+
+    with user_errors():
+        d = load_spec(spec_path).data
+        fp = data_fingerprint(d.source, d.train_size, d.subset_seed, d.eval_split, d.eval_limit)
+    typer.echo(json.dumps(fp, indent=2))
+
+
+@app.command(rich_help_panel=PREPARE)
+def plan(
+    specs: list[Path] = typer.Argument(..., help="spec files"),
+    gpu: str = typer.Option("h100", "--gpu", help=GPUS),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Before running: examples, steps, tokens, FLOPs, peak memory, eval tokens and GPU-hours per spec.
+
+    Example: `repro plan specs/*.json --gpu h100`
+    """
+    from app.launch.plan import assumptions, estimate, table, totals
+
+    with user_errors():
+        rows = [estimate(load_spec(p), gpu) for p in specs]
+        notes = assumptions(gpu)
+    if as_json:
+        typer.echo(json.dumps({"runs": rows, "total": totals(rows), "assumptions": notes}, indent=2))
+        return
+    typer.echo(table(rows))
+    typer.echo("assumptions:")
+    for line in notes:
+        typer.echo(f"  - {line}")
+
+
+@app.command(rich_help_panel=PREPARE)
+def matrix(
+    out: Path = typer.Option(Path("specs"), "--out", help="directory for the specs"),
+    model: str = typer.Option(None, "--model", help="model id (default: the plan's)"),
+    cpu: bool = typer.Option(False, "--cpu", help="the scaled-down CPU study on smollm2-135m"),
+) -> None:
+    """Write the study's specs: base, orig at every size, A/B/C at the fix sizes, LR sweep.
+
+    Example: `repro matrix --cpu --out specs/cpu_study`
+    """
+    from dataclasses import replace
+
+    from app.study.matrix import CPU_PLAN, GPU_PLAN, write_matrix
+    from app.study.matrix import matrix as build
+
+    plan = CPU_PLAN if cpu else GPU_PLAN
+    if model:
+        plan = replace(plan, model=model)
+    for path in write_matrix(build(plan), out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command(rich_help_panel=PREPARE)
+def doctor(
+    specs: list[Path] = typer.Argument(None, help="planned spec files (for data and disk checks)"),
+    runs_dir: Path = RUNS,
+) -> None:
+    """Check this machine for what runs need; print a checklist with a fix per miss (exit 1 on a miss).
+
+    Example: `repro doctor specs/B_1024.json`
+    """
+    from app.launch.doctor import render, run_checks
+
+    with user_errors():
+        checks = run_checks([load_spec(p) for p in specs or []], runs_dir)
+    typer.echo(render(checks))
+    if any(c.ok is False for c in checks):
+        raise typer.Exit(1)

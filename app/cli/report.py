@@ -1,0 +1,80 @@
+"""Commands that present runs: the study report, published bundles, exports to experiment trackers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from app.cli.common import REPORT, UNVERIFIED, app, note, run_arg, user_errors
+
+
+@app.command(rich_help_panel=REPORT)
+def report(
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    out: Path = typer.Option(Path("report"), "--out", help="output directory"),
+    title: str = typer.Option("GSM8K SFT study", "--title"),
+    allow_mixed_eval: bool = typer.Option(
+        False, "--allow-mixed-eval", help="report runs evaluated differently (warns at the top)"
+    ),
+    margin: float = typer.Option(0.02, "--margin", min=0.0, max=1.0, help="non-inferiority margin δ (criterion 3)"),
+    reference: bool = typer.Option(
+        False, "--reference-original", help="draw the original report's accuracies (GPU study sizes)"
+    ),
+    allow_unverified: bool = UNVERIFIED,
+) -> None:
+    """Table, plots, success criteria and environments of many runs → report.md + report.html.
+
+    Example: `repro report runs/cpu_* --out report`
+    """
+    from app.rundir.out_dir import check_out_dir
+    from app.study.report import build_report
+
+    with user_errors():
+        check_out_dir(out)
+        path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference, allow_unverified, note)
+    typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
+
+
+@app.command(rich_help_panel=REPORT)
+def publish(
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    out: Path = typer.Option(..., "--out", help="writes OUT/runs/<run>/ (and the report into OUT/)"),
+    report: Path = typer.Option(None, "--report", help="a `repro report` directory to publish with the runs"),
+    missing_as_omitted: bool = typer.Option(
+        False, "--missing-as-omitted", help="record checkpoint files already deleted from a run as omitted"
+    ),
+) -> None:
+    """Copy runs without their checkpoints (kept as sha256 + size under "omitted" in the manifest).
+
+    Example: `repro publish runs/cpu_* --report report --out bundle`
+    """
+    from app.rundir.out_dir import check_out_dir
+    from app.share.publish import publish as publish_runs
+
+    with user_errors():
+        check_out_dir(out)
+        written = publish_runs(run_dirs, out, report, missing_as_omitted)
+    for path in written:
+        typer.echo(f"PUBLISHED {path}")
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export runs to experiment trackers.")
+app.add_typer(export_app, name="export", rich_help_panel=REPORT)
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
+    experiment: str = typer.Option("repro", "--experiment"),
+    report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),
+    allow_unverified: bool = UNVERIFIED,
+) -> None:
+    """Each run as an MLflow run: spec → params, logs and metrics → metrics, hashes → tags, files → artifacts."""
+    from app.study.export_mlflow import export
+
+    with user_errors():
+        done = export(run_dirs, tracking_uri, experiment, report, allow_unverified, note)
+    for path, run_id, created in done:
+        typer.echo(f"{'EXPORTED' if created else 'UNCHANGED'} {path} -> mlflow run {run_id}")
