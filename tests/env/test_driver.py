@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.env.driver import DRIVER_FLOOR, cuda_major_of, driver_problem
-from tests.env.test_images import services
-from tests.helpers import repro
+from tests.helpers import repro, services
 
 REPO = Path(__file__).resolve().parents[2]
 

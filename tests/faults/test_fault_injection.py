@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import sys
-import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -26,32 +23,12 @@ from app.rundir.run_dir import RunDir, sha256_file
 from app.share.replay_check import VOLATILE, drop
 from app.spec.run_spec import load_spec
 from tests.conftest import write_spec
+from tests.helpers import forked, killed
 
 # After the last step: the log is one line past step 2's resumable save, so a resume cuts it back.
 pytestmark = pytest.mark.faults  # make test-faults: minutes, its own tier
 
 KILL_STEP = "train.step:3"
-
-
-def forked(env: dict[str, str], fn) -> int:
-    """Run `fn()` in a forked child with `env` added; the child's wait status."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 0
-        try:
-            os.environ.update(env)
-            fn()
-        except BaseException:
-            traceback.print_exc()
-            code = 3
-        sys.stderr.flush()
-        os._exit(code)
-    return os.waitpid(pid, 0)[1]
-
-
-def killed(env: dict[str, str], fn) -> bool:
-    status = forked(env, fn)
-    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
 def traced(tmp: Path, fn) -> Counter:

@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.errors import IntegrityError, UserError
 from app.rundir.run_dir import RunDir
-from tests.helpers import repro, snapshot
-from tests.rundir.test_links import FIXTURE, RUN
+from tests.helpers import FIXTURE, RUN, repro, snapshot
 
 SECRET = "TOP-SECRET-TOKEN"
 

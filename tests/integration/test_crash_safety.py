@@ -20,7 +20,7 @@ from app.rundir.manifest import custody_problems
 from app.rundir.run_dir import RunDir, append_bytes, sha256_file
 from app.spec.run_spec import load_spec
 from tests.conftest import write_spec
-from tests.faults.test_fault_injection import forked, killed
+from tests.helpers import forked, killed
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,7 @@ import pytest
 
 from app.rundir.find import find_run_dir, same_run
 from app.spec.run_spec import SCHEMA_VERSION, RunSpec, load_spec, parse_spec, spec_hash
-from tests.helpers import repro, snapshot
-from tests.rundir.test_links import FIXTURE, RUN
+from tests.helpers import FIXTURE, RUN, repro, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 STUDY_RUNS = sorted((REPO / "docs" / "cpu_study" / "runs").glob("*"))

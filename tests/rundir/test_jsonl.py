@@ -76,8 +76,7 @@ def test_commands_refuse_a_corrupt_middle_prediction_and_change_nothing(tmp_path
     (Without --allow-unverified the manifest check refuses it first: tests/integration/test_attacks.py.)"""
     import shutil
 
-    from tests.helpers import repro, snapshot
-    from tests.rundir.test_links import FIXTURE, RUN
+    from tests.helpers import FIXTURE, RUN, repro, snapshot
 
     run = tmp_path / RUN
     shutil.copytree(FIXTURE / RUN, run)

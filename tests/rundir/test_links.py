@@ -7,10 +7,7 @@ import pytest
 
 from app.errors import UserError
 from app.rundir.run_dir import RunDir, append_bytes, open_run, symlinks_in
-from tests.helpers import repro, snapshot
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_run"
-RUN = "old_tiny-40935497"
+from tests.helpers import FIXTURE, RUN, repro, snapshot
 
 
 @pytest.fixture
