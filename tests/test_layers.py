@@ -2,7 +2,7 @@
 imports itself round a cycle, vLLM has one door, "Pure" modules load no torch/transformers/vLLM, and no
 test file imports from another.
 
-Wing order, low to high: the top-level modules (errors, faults, progress, preempt, jsonfile) < spec <
+Wing order, low to high: the top-level modules (errors, faults, progress, preempt, jsonfile, figures) < spec <
 rundir < env < inputs < eval < train < launch < share < study < cli; `app/__main__.py` sits above all.
 A module may import its own wing, lower wings and the top-level modules, never a higher wing.
 """
@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app"
-TOP_LEVEL = ("app", "app.errors", "app.faults", "app.progress", "app.preempt", "app.jsonfile")
+TOP_LEVEL = ("app", "app.errors", "app.faults", "app.progress", "app.preempt", "app.jsonfile", "app.figures")
 WINGS = ("spec", "rundir", "env", "inputs", "eval", "train", "launch", "share", "study", "cli")
 RANK = {"top": 0, **{w: i + 1 for i, w in enumerate(WINGS)}, "main": len(WINGS) + 1}
 HEAVY = ("torch", "transformers", "vllm")

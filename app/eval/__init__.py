@@ -1,2 +1,1 @@
-"""Evaluation: generation (the only vLLM import), grading, metrics, regrading saved outputs.
-"""
+"""Evaluation: generation (the only vLLM import), grading, metrics, regrading saved outputs."""

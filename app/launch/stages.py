@@ -191,8 +191,8 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
 
 def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, examples: list, dropped: int) -> None:
     """Write train_metrics.json and train_curves.png; drop the resumable checkpoints."""
+    from app.figures import training_curves
     from app.inputs.models import model_source
-    from app.study.plots import training_curves
 
     log = read_jsonl(run.file("train_log.jsonl"), torn_tail=False)
     source = model_source(spec.model.id, model_path, spec.model.revision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from app.eval.grading import RATE_BY_KEY
-from app.study.plots import new_figure, to_png
+from app.figures import new_figure, to_png
 
 GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "P", "steps", "tokens", "decode", "other")
 

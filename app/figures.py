@@ -1,4 +1,4 @@
-"""Matplotlib figures (Agg backend, PNG bytes) for training curves and the study report."""
+"""Matplotlib figures as reproducible PNG bytes (Agg, no timestamps): training curves and the report's figures."""
 
 from __future__ import annotations
 
