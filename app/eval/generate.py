@@ -11,8 +11,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Protocol
+
+from app.env.fingerprint import BACKEND_PACKAGES, ENGINE_PACKAGES
+from app.env.versions import installed_version
+from app.inputs.cache import cache_root
+from app.inputs.models import stop_token_ids
 
 
 @dataclass(frozen=True)
@@ -29,13 +33,6 @@ class Generator(Protocol):
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]: ...
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def batch_invariance_supported() -> bool:
     import torch
 
@@ -48,7 +45,7 @@ def vllm_environment() -> None:
     # Batch-invariant kernels (beta in vLLM) need an NVIDIA GPU of compute capability >= 8.0.
     os.environ.setdefault("VLLM_BATCH_INVARIANT", "1" if batch_invariance_supported() else "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    cache = os.path.join(os.environ.get("REPRO_CACHE", os.path.expanduser("~/.cache/repro")), "vllm")
+    cache = str(cache_root() / "vllm")
     os.environ.setdefault("VLLM_CACHE_ROOT", cache)
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(cache, "inductor"))
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
@@ -70,7 +67,7 @@ class GenSettings:
 class VllmGenerator:
     """vLLM offline engine, greedy, stop string kept, prefix caching off (vllm#9744)."""
 
-    packages = ("vllm", "vllm-cpu")  # distributions whose versions env.json records
+    packages = BACKEND_PACKAGES["vllm"]  # distributions whose versions env.json records
 
     def __init__(self, model_path: str, cfg: GenSettings):
         vllm_environment()
@@ -96,10 +93,10 @@ class VllmGenerator:
         )
         self.versions = {
             "backend": "vllm",
-            "vllm": _version("vllm") or _version("vllm-cpu"),
-            "vllm_dist": "vllm" if _version("vllm") else "vllm-cpu",
+            "vllm": installed_version("vllm") or installed_version("vllm-cpu"),
+            "vllm_dist": "vllm" if installed_version("vllm") else "vllm-cpu",
             "batch_invariant": os.environ.get("VLLM_BATCH_INVARIANT") == "1",
-            "torch": _version("torch"),
+            "torch": installed_version("torch"),
         }
 
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
@@ -122,7 +119,7 @@ def _from_vllm(completion) -> Generation:
 class HfGenerator:
     """transformers batched greedy generation: left padding, stop-string criterion, fp32 by default."""
 
-    packages = ("transformers",)
+    packages = BACKEND_PACKAGES["hf"]
 
     def __init__(self, model_path: str, cfg: GenSettings):
         import torch
@@ -147,7 +144,11 @@ class HfGenerator:
         self.max_new_tokens, self.stop = cfg.max_new_tokens, cfg.stop
         # Stop at every EOS the checkpoint names (Qwen2.5-Math: <|im_end|> and <|endoftext|>), as vLLM does.
         self.eos = stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
-        self.versions = {"backend": "hf", "transformers": _version("transformers"), "torch": _version("torch")}
+        self.versions = {
+            "backend": "hf",
+            "transformers": installed_version("transformers"),
+            "torch": installed_version("torch"),
+        }
 
     def generate(self, prompt_ids: list[list[int]]) -> list[Generation]:
         torch, tok = self.torch, self.tokenizer
@@ -183,16 +184,9 @@ class HfGenerator:
         gc.collect()
 
 
-# The eval backends, in one place: spec.EvalSpec.backend offers exactly these names (tested), and
-# env.json and the report's engine column read their packages from here.
-def stop_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
-    """The tokenizer's EOS first, then any other EOS ids of the generation config, without repeats."""
-    listed = generation_eos if isinstance(generation_eos, list) else [generation_eos]
-    return list(dict.fromkeys(t for t in [tokenizer_eos, *listed] if t is not None))
-
-
+# The eval backends: spec.EvalSpec.backend offers exactly these names, and app/env/fingerprint.py
+# BACKEND_PACKAGES names their distributions for env.json and the report's engine column (both tested).
 BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}
-ENGINE_PACKAGES = tuple(dict.fromkeys(p for cls in BACKENDS.values() for p in cls.packages))
 
 
 def engine_label(packages: dict) -> str:

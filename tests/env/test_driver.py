@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.env.driver import DRIVER_FLOOR, cuda_major_of, driver_problem
+from app.env.driver import DRIVER_FLOOR, cuda_major_of, driver_problem, image_cuda_major
 from tests.helpers import repro, services
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,3 +57,9 @@ def test_too_old_driver_stops_training_with_one_line(tiny_spec, tmp_path):
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "NVIDIA driver 570.86.15 is older than 580.65.06" in errors[0]
     assert "Traceback" not in out.stderr
+
+
+def test_the_images_cuda_major_has_a_floor():
+    assert image_cuda_major() == 13 and image_cuda_major() in DRIVER_FLOOR
+    assert cuda_major_of("nvidia-cuda-runtime", "13.2.86") == 13
+    assert cuda_major_of("nvidia-cuda-runtime-cu12", "12.8.90") == 12

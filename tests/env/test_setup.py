@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.env.lockfiles import lock_path, requirement_blocks, split_by_index
+from app.env.lockfiles import lock_path, lock_python, requirement_blocks, split_by_index
+from app.env.versions import canonical_name
 
 REPO = Path(__file__).resolve().parents[2]
 KEEP_PIP_VARS = ("PIP_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_DISABLE_PIP_VERSION_CHECK")  # trust and patience, not sources
@@ -37,9 +38,8 @@ def test_setup_stops_at_once_on_another_python(tmp_path):
 
 def test_setup_needs_the_python_the_lock_names():
     """PY_NEEDED is read from the lock's header, so it follows `make lock`."""
-    header = lock_path("dev-cpu").read_text().splitlines()[1]
     out = subprocess.run(["make", "-n", "setup", "VENV=/nonexistent"], cwd=REPO, capture_output=True, text=True)
-    needed = re.search(r"python (\d+\.\d+);", header).group(1)
+    needed = lock_python(lock_path("dev-cpu"))
     assert f"needs Python {needed} " in out.stdout
 
 
@@ -51,8 +51,7 @@ def test_requires_python_agrees_with_the_code_and_the_locks():
     minimum = tuple(int(x) for x in re.fullmatch(r">=(\d+)\.(\d+)", spec).groups())
     assert minimum >= (3, 11), spec
     for lock in sorted((REPO / "lockfiles").glob("*.txt")):
-        header = lock.read_text().splitlines()[1]
-        locked = tuple(int(x) for x in re.search(r"python (\d+)\.(\d+);", header).groups())
+        locked = tuple(int(x) for x in lock_python(lock).split("."))
         assert locked >= minimum, f"{lock.name}: python {locked} < requires-python {spec}"
 
 
@@ -68,7 +67,7 @@ def test_lock_split_puts_only_local_builds_on_the_wheel_index(tmp_path):
 def canonical(pin: str) -> str:
     """`Typing_Extensions==4.1` → `typing-extensions==4.1` (PEP 503 names, as pip freeze and locks differ)."""
     name, version = pin.split("==")
-    return f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}"
+    return f"{canonical_name(name)}=={version}"
 
 
 def machine_find_links() -> Path | None:
