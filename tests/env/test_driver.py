@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.env.driver import DRIVER_FLOOR, cuda_major_of, driver_problem, image_cuda_major
+from app.env.driver import DRIVER_FLOOR, RUNTIME_WHEELS, cuda_major_of, driver_problem, image_cuda_major
+from app.env.versions import lock_pins
 from tests.helpers import repro, services
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,9 +25,9 @@ def test_driver_problem_names_driver_floor_and_way_out():
 
 
 def runtime_pin(lock: str) -> tuple[str, str]:
-    text = (REPO / "lockfiles" / lock).read_text()
-    name, version = re.search(r"^(nvidia-cuda-runtime(?:-cu12)?)==(\S+)", text, flags=re.M).groups()
-    return name, version
+    pins = lock_pins((REPO / "lockfiles" / lock).read_text())
+    name = next(name for name in RUNTIME_WHEELS if name in pins)
+    return name, pins[name]
 
 
 @pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.cuda12.yaml")])
