@@ -1,4 +1,4 @@
-"""Run specs: a frozen pydantic model, loading with one-line errors, and a canonical hash.
+"""Run specs: a frozen pydantic model, loading with one-line errors; its identity hash is app/spec/identity.py.
 
 Pure: no torch, transformers or vLLM imports.
 """
@@ -6,7 +6,6 @@ Pure: no torch, transformers or vLLM imports.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from app.errors import UserError, one_line
 from app.jsonfile import parse_json
+from app.spec.identity import NAME_PATTERN
+from app.spec.identity import spec_hash as spec_hash  # re-exported: callers import it from here
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 HUB_DATASET = "openai/gsm8k"
 # The spec format. A spec without `schema_version` is version 1 (before the field existed); each
 # older version is migrated to this one on load, so a run directory's stored spec.json stays readable.
@@ -157,17 +157,6 @@ def migrate(raw: dict) -> dict:
     for v in range(version, SCHEMA_VERSION):
         raw = MIGRATIONS[v](raw)
     return {**raw, "schema_version": SCHEMA_VERSION}
-
-
-def spec_hash(spec: RunSpec) -> str:
-    """sha256 of the spec as sorted-key JSON with defaults filled in.
-
-    Left out: `schema_version` (how a file is read, not what runs: a migrated spec hashes like the
-    run it describes) and `train.save_every_minutes` (when wall time triggers a resumable save; the
-    run's bytes are the same whatever it is, and adding it renamed no existing run)."""
-    body = spec.model_dump(mode="json", exclude={"schema_version": True, "train": {"save_every_minutes"}})
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def format_validation_error(path: str, err: ValidationError) -> list[str]:
