@@ -117,19 +117,25 @@ def resolve_model(model_id: str, revision: str | None = None) -> str:
     return str(model_snapshot(model_id, revision)[0])
 
 
-RUN_PREFIX = "run:"
-
-
 def run_checkpoint(model_id: str, runs_root: Path) -> str:
-    """`run:<run dir name>`: the checkpoint of a complete trained run beside this one (eval-only arms).
+    """`run:<spec name>` (or the older `run:<run dir name>`): the checkpoint of a complete trained run
+    beside this one (eval-only arms).
 
-    The name is one plain directory name (app/rundir/paths.py), and that run must be complete and audit
-    clean (IntegrityError naming its first problem) before its checkpoint is evaluated."""
+    The name is one plain directory name (app/rundir/paths.py): that directory, else the one run of that
+    spec name (app/rundir/find.py). That run must be complete and audit clean (IntegrityError naming its
+    first problem) before its checkpoint is evaluated."""
+    from app.rundir.find import run_named
     from app.rundir.paths import child, is_link
+    from app.spec.identity import RUN_PREFIX
 
-    name = model_id[len(RUN_PREFIX) :]
-    source = child(Path(runs_root), name, f"model.id {model_id!r}") if name and "/" not in name else None
-    ckpt = Path(runs_root) / name / "checkpoint"
+    name, where = model_id[len(RUN_PREFIX) :], f"model.id {model_id!r}"
+    source = child(Path(runs_root), name, where) if name and "/" not in name else None
+    if source is not None and not source.exists():
+        try:
+            source = run_named(Path(runs_root), name) or source
+        except UserError as exc:  # several runs of that name: the user pins one
+            raise UserError(f"model.id: {model_id!r}: {exc} as run:<directory name>") from None
+    ckpt = (source or Path(runs_root) / name) / "checkpoint"
     if source is None or is_link(ckpt) or not (ckpt / "config.json").is_file():
         raise UserError(f"model.id: {model_id!r}: no trained checkpoint at {ckpt} (run that spec first)")
     verify_source_run(source, model_id)

@@ -230,7 +230,8 @@ def train_summary(log: list[dict], summary: dict, examples: list, dropped: int, 
 
 def eval_model_path(spec: RunSpec, run: RunDir) -> str:
     """The run's checkpoint when the spec trains, else the spec's base model."""
-    from app.inputs.models import RUN_PREFIX, resolve_model, run_checkpoint
+    from app.inputs.models import resolve_model, run_checkpoint
+    from app.spec.identity import RUN_PREFIX
 
     if spec.train is None and spec.model.id.startswith(RUN_PREFIX):
         return run_checkpoint(spec.model.id, run.path.parent)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from app.rundir.by_name import HASHED, candidates, resolve_run
 from app.rundir.paths import is_link
 from app.rundir.run_dir import run_dir_name
 from app.spec.run_spec import RunSpec, SpecError, parse_spec, spec_hash
@@ -43,3 +44,10 @@ def find_run_dir(spec: RunSpec, runs_root: Path) -> Path:
         if same_run(text, spec):
             return candidate
     return exact
+
+
+def run_named(runs_root: Path, name: str) -> Path | None:
+    """The one run directory `<name>-<hash8>` under `runs_root` made for spec `name`, None when there is
+    none; UserError naming the candidates when there are several."""
+    hashed = [n for n in candidates(Path(runs_root)) if (m := HASHED.fullmatch(n)) and m["name"] == name]
+    return resolve_run(Path(runs_root) / name) if hashed else None

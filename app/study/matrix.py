@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.inputs.gsm8k import FULL_SIZES
-from app.inputs.models import RUN_PREFIX
 from app.rundir.find import find_run_dir
 from app.rundir.layout import read_run_json
-from app.rundir.run_dir import RunDir, run_dir_name
-from app.spec.run_spec import HUB_DATASET, RunSpec, dump_spec, load_spec, spec_hash
+from app.rundir.run_dir import RunDir
+from app.spec.identity import RUN_PREFIX
+from app.spec.run_spec import HUB_DATASET, RunSpec, dump_spec, load_spec
 
 LR_SWEEP = (5e-6, 1e-5, 2e-5, 3e-5)
 
@@ -151,7 +151,7 @@ def decode_spec(plan: StudyPlan, source: RunSpec) -> RunSpec:
     raw = source.model_dump(mode="json", exclude={"train"})
     raw["name"] = f"{plan.prefix}decode{plan.decode_max_new_tokens}_{source.name.removeprefix(plan.prefix)}"
     raw["group"] = "decode"
-    raw["model"]["id"] = RUN_PREFIX + run_dir_name(source.name, spec_hash(source))
+    raw["model"]["id"] = RUN_PREFIX + source.name  # by spec name: found through app/rundir/find.py
     raw["eval"]["max_new_tokens"] = plan.decode_max_new_tokens
     return RunSpec.model_validate(raw)
 

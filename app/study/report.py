@@ -16,11 +16,11 @@ from app.eval.evaluate import read_predictions
 from app.eval.generate import engine_label
 from app.eval.grading import RATES
 from app.inputs.gsm8k import FULL_SIZES
-from app.inputs.models import RUN_PREFIX
 from app.rundir.jsonl import read_jsonl
 from app.rundir.layout import read_run_json
 from app.rundir.run_dir import atomic_write_bytes, refuse_symlinks
 from app.rundir.verify import REPORT_FILES, verify_reads, warn
+from app.spec.identity import RUN_PREFIX
 from app.spec.run_spec import load_spec
 from app.study.comparability import mismatches
 from app.study.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
@@ -40,7 +40,7 @@ class Run:
 
     @property
     def source(self) -> str | None:
-        """For an eval-only arm on a trained run's checkpoint: that run's directory name."""
+        """For an eval-only arm on a trained run's checkpoint: that run's spec name or directory name."""
         model_id = self.spec.model.id
         return model_id[len(RUN_PREFIX) :] if model_id.startswith(RUN_PREFIX) else None
 
@@ -221,10 +221,11 @@ def decode_comparisons(runs: list[Run]) -> list[dict]:
     """Each decode arm against the run whose checkpoint it evaluates (same items, more new tokens)."""
     from app.study.criteria import compare
 
-    by_dir = {r.path.name: r for r in runs}
+    names = [r.spec.name for r in runs]
+    by_ref = {r.spec.name: r for r in runs if names.count(r.spec.name) == 1} | {r.path.name: r for r in runs}
     checks = []
     for r in runs:
-        src = by_dir.get(r.source or "")
+        src = by_ref.get(r.source or "")
         if r.group == "decode" and src is not None:
             what = f"max_new_tokens {src.metrics['max_new_tokens']} → {r.metrics['max_new_tokens']}"
             a, b = outcome(src), outcome(r)

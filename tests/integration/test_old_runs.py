@@ -128,3 +128,14 @@ def test_committed_study_runs_still_audit_and_match_their_specs(run):
     stored = parse_spec((run / "spec.json").read_text())
     committed = REPO / "specs" / "cpu_study" / f"{stored.name}.json"
     assert find_run_dir(load_spec(committed), run.parent) == run
+
+
+def test_the_published_decode_run_is_found_for_its_regenerated_spec():
+    """Its stored spec names the source run by directory, the generator now by spec name: the same run."""
+    from app.rundir.find import run_named
+
+    run = next(p for p in STUDY_RUNS if p.name.startswith("cpu_decode384_P_128-"))
+    stored, committed = (run / "spec.json").read_text(), load_spec(REPO / "specs/cpu_study/cpu_decode384_P_128.json")
+    assert parse_spec(stored).model.id == "run:cpu_P_128-7a039179" and committed.model.id == "run:cpu_P_128"
+    assert same_run(stored, committed) and find_run_dir(committed, run.parent) == run
+    assert run_named(run.parent, "cpu_P_128") == run.parent / "cpu_P_128-7a039179"

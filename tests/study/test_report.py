@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from app.launch.stages import run_stages
-from app.rundir.run_dir import run_dir_name
-from app.spec.run_spec import load_spec, spec_hash
+from app.spec.run_spec import load_spec
 from app.study.matrix import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,10 +87,8 @@ def test_report_refuses_runs_evaluated_differently_unless_told(tiny_runs, tiny_m
 def test_decode_arm_evaluates_a_trained_checkpoint_and_is_reported(tiny_runs, tiny_model_dir, mini_gsm8k, tmp_path):
     from tests.helpers import repro
 
-    source = tiny_runs[3]  # B_16
-    decode = eval_only(
-        source.parent.parent, tiny_model_dir, mini_gsm8k, "decode12_B_16", "decode", f"run:{source.name}", 12
-    )
+    source = tiny_runs[3]  # B_16, named by its spec name as `repro matrix` writes it
+    decode = eval_only(source.parent.parent, tiny_model_dir, mini_gsm8k, "decode12_B_16", "decode", "run:B_16", 12)
     metrics = json.loads((decode / "eval_metrics.json").read_text())
     assert metrics["max_new_tokens"] == 12 and metrics["model_source"]["path"] == str(source / "checkpoint")
     out = repro("report", *map(str, tiny_runs), str(decode), "--out", str(tmp_path / "rep"))
@@ -108,6 +105,30 @@ def test_missing_source_run_is_one_line_error(tmp_path):
 
     with pytest.raises(UserError, match="model.id: 'run:nope-1234abcd': no trained checkpoint"):
         run_checkpoint("run:nope-1234abcd", tmp_path)
+    with pytest.raises(UserError, match="model.id: 'run:nope': no trained checkpoint"):
+        run_checkpoint("run:nope", tmp_path)
+
+
+def test_a_run_source_is_named_by_spec_name_or_directory(tiny_runs):
+    from app.inputs.models import run_checkpoint
+
+    source = tiny_runs[3]
+    assert run_checkpoint("run:B_16", source.parent) == run_checkpoint(f"run:{source.name}", source.parent)
+    assert run_checkpoint("run:B_16", source.parent) == str((source / "checkpoint").resolve())
+
+
+def test_a_spec_name_with_several_runs_is_one_line_naming_them(tmp_path):
+    from app.errors import UserError
+    from app.inputs.models import run_checkpoint
+
+    for name in ("B_16-0123abcd", "B_16-feedbeef", "B_160-00000000"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(UserError) as exc:
+        run_checkpoint("run:B_16", tmp_path)
+    assert str(exc.value) == (
+        f"model.id: 'run:B_16': {tmp_path / 'B_16'}: names 2 run directories: B_16-0123abcd, B_16-feedbeef; "
+        "give one as run:<directory name>"
+    )
 
 
 def test_report_refuses_a_run_without_eval(tmp_path):
@@ -154,7 +175,7 @@ def test_matrix_has_prompt_budget_and_decoding_arms():
     assert diff(specs["orig_128"], specs["steps_128"]) == {"train.epochs", "train.max_steps"}
     decode = specs["decode2048_orig_full"]
     assert decode.train is None and decode.eval.max_new_tokens == 2048
-    assert decode.model.id == "run:" + run_dir_name("orig_full", spec_hash(specs["orig_full"]))
+    assert decode.model.id == "run:orig_full"  # by spec name: found through app/rundir/find.py
     cpu = {s.name: s for s in matrix(CPU_PLAN)}
     assert {n for n, s in cpu.items() if s.group in ("P", "steps", "tokens", "decode")} == {
         "cpu_P_64",
