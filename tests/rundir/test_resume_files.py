@@ -149,7 +149,7 @@ def test_every_model_load_states_trust_remote_code():
 
     root = Path(__file__).resolve().parents[2]
     seen = 0
-    for path in sorted(root.glob("app/*.py")):
+    for path in sorted(root.glob("app/**/*.py")):
         for call in _loader_calls(ast.parse(path.read_text())):
             seen += 1
             names = [k.arg for k in call.keywords]
