@@ -100,7 +100,7 @@ def test_crafted_pickle_is_refused_even_when_the_manifest_vouches_for_it(cut_run
 
 
 def test_load_tensors_refuses_a_pickle_in_process(tmp_path):
-    from app.train.loop import load_tensors
+    from app.train.checkpoint import load_tensors
 
     marker = tmp_path / "PWNED"
     path = tmp_path / "model.pt"
