@@ -279,7 +279,7 @@ def trim_to_trusted(run: RunDir, rel: str) -> int:
 
 def record_resume(run: RunDir, step: int, world_size: int, global_batch: int, log_rel: str = TRAIN_LOG_JSONL) -> None:
     """Vouch for the resumable checkpoint `resume/latest.json` points at and the log lines before it."""
-    latest = json.loads(run.file(RESUME_LATEST).read_text())
+    latest = read_resume_json(run.file(RESUME_LATEST))
     files = hash_tree(run.file(RESUME_DIR) / latest["dir"])
     log = run.file(log_rel)
     manifest = read_manifest(run)

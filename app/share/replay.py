@@ -8,13 +8,12 @@ lists the environment differences that might explain any mismatch.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import UserError
-from app.rundir.layout import DATA_JSON, ENV_JSON, SPEC_JSON, stage_of
+from app.rundir.layout import DATA_JSON, ENV_JSON, SPEC_JSON, read_run_json, stage_of
 from app.rundir.manifest import read_manifest, sealed_stage
 from app.rundir.paths import is_link, refuse_special
 from app.rundir.run_dir import refuse_symlinks
@@ -54,7 +53,7 @@ def check_data(spec: RunSpec, src: Path) -> None:
     recorded_path = src / DATA_JSON
     if not recorded_path.is_file():
         raise UserError(f"{recorded_path}: not found (the run recorded no data fingerprint)")
-    recorded, now = json.loads(recorded_path.read_text()), spec_data_fingerprint(spec)
+    recorded, now = read_run_json(recorded_path), spec_data_fingerprint(spec)
     keys = sorted(k for k in set(recorded) | set(now) if k not in LOCATION_KEYS and recorded.get(k) != now.get(k))
     if keys:
         raise UserError(f"{recorded_path}: the data here differs from the recorded fingerprint ({', '.join(keys)})")
@@ -78,7 +77,7 @@ def adopt_training(src: Path, spec: RunSpec, out: Path, manifest: dict) -> None:
             for rel in files:
                 run.file(rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src / rel, run.file(rel))
-            run.write_json(ENV_JSON, {"train": json.loads((src / ENV_JSON).read_text())["train"]})
+            run.write_json(ENV_JSON, {"train": read_run_json(src / ENV_JSON)["train"]})
     finally:
         run.unlock()
 
@@ -101,7 +100,7 @@ def env_differences(src: Path, dest: Path, stages: list[str]) -> list[str]:
 
     if not (src / ENV_JSON).is_file():
         return [f"env: the original recorded no {ENV_JSON}"]
-    old, new = json.loads((src / ENV_JSON).read_text()), json.loads((dest / ENV_JSON).read_text())
+    old, new = read_run_json(src / ENV_JSON), read_run_json(dest / ENV_JSON)
     lines = []
     for stage in stages:
         a, b = latest_env(old, stage), latest_env(new, stage)

@@ -27,6 +27,7 @@ from app.rundir.layout import (
     TRAIN_CURVES_PNG,
     TRAIN_LOG_JSONL,
     TRAIN_METRICS_JSON,
+    read_run_json,
 )
 from app.rundir.manifest import read_manifest
 from app.rundir.paths import inside
@@ -76,7 +77,7 @@ def flatten(obj: dict, prefix: str = "") -> dict:
 
 def spec_params(run: Path) -> dict[str, str]:
     """The recorded spec as MLflow params (strings; null, lists and text as JSON)."""
-    spec = json.loads((run / SPEC_JSON).read_text())
+    spec = read_run_json(run / SPEC_JSON)
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in flatten(spec).items()}
 
 
@@ -94,7 +95,7 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
         out += [(k, float(row[k]), int(row["step"])) for k in LOG_METRICS if row.get(k) is not None]
     for name, prefix in ((TRAIN_METRICS_JSON, "train."), (EVAL_METRICS_JSON, "eval.")):
         if (run / name).is_file():
-            out += [(k, v, 0) for k, v in sorted(numeric(json.loads((run / name).read_text()), prefix).items())]
+            out += [(k, v, 0) for k, v in sorted(numeric(read_run_json(run / name), prefix).items())]
     return out
 
 
