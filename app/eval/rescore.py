@@ -20,7 +20,7 @@ from app.eval.metrics import summarize
 from app.rundir.layout import EVAL_FILES, EVAL_METRICS_JSON, MANIFEST_JSON, PREDICTIONS_JSONL
 from app.rundir.manifest import seal_json, seal_write
 from app.rundir.run_dir import RunDir, now
-from app.rundir.verify import read_problems
+from app.rundir.verify import read_problems, run_or_file
 
 
 def check_manifest(run: RunDir) -> None:
@@ -56,8 +56,6 @@ def rescore_run(path: Path) -> dict:
 def regrade_outputs(path: Path, write: bool, allow_unverified: bool, log) -> tuple[list[dict], dict]:
     """`repro rescore`: the saved outputs of a run (rewritten in place with `write`) or of a predictions
     file, regraded; returns (records, metrics). A run's file is checked against its manifest first."""
-    from app.rundir.verify import run_or_file
-
     if write and not path.is_dir():
         raise UserError(f"{path}: --write needs a run directory")
     if write:

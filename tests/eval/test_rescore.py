@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.rundir.run_dir import sha256_file
-from tests.helpers import repro, snapshot
+from tests.helpers import forked, killed, repro, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = next((REPO / "docs" / "cpu_study" / "runs").glob("cpu_orig_128-*"))
@@ -99,24 +99,6 @@ RESCORE_WRITES = [
 FROZEN = "2000-01-01T00:00:00Z"  # one clock for every attempt, so `rescored.at` and `updated_at` compare
 
 
-def in_child(env: dict[str, str], fn) -> int:
-    """Run `fn()` in a forked child with `env` added (a SIGKILL there is a real one); its wait status."""
-    import os
-    import sys
-
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 0
-        try:
-            os.environ.update(env)
-            fn()
-        except BaseException:
-            code = 3
-        sys.stderr.flush()
-        os._exit(code)
-    return os.waitpid(pid, 0)[1]
-
-
 @pytest.fixture
 def frozen_clock(monkeypatch):
     monkeypatch.setattr("app.eval.rescore.now", lambda: FROZEN)
@@ -131,7 +113,7 @@ def reference(tmp_path_factory, frozen_clock) -> dict:
 
     run = old_style_copy(tmp_path_factory.mktemp("reference"))
     trace = run.parent / "trace.txt"
-    assert in_child({TRACE_ENV: str(trace)}, lambda: rescore_run(run)) == 0
+    assert forked({TRACE_ENV: str(trace)}, lambda: rescore_run(run)) == 0
     return {"files": snapshot(run), "trace": trace.read_text().split()}
 
 
@@ -152,16 +134,12 @@ def test_a_kill_at_any_write_of_a_rescore_audits_clean_or_resumes_to_the_same_by
     """issue 20: `rescore --write` SIGKILLed at each write boundary leaves a run that audits clean (or
     holds only the interrupted write's temp file), and a second `rescore --write` finishes it with the
     bytes an uninterrupted rescore writes."""
-    import os
-    import signal
-
     from app.env.fingerprint import audit
     from app.eval.rescore import rescore_run
     from app.faults import ENV
 
     run = old_style_copy(tmp_path)
-    status = in_child({ENV: point}, lambda: rescore_run(run))
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"not killed at {point}"
+    assert killed({ENV: point}, lambda: rescore_run(run)), f"not killed at {point}"
     problems = audit(run)[0]
     if point.split(":")[1] == "tmp":  # killed before the rename: only its temp file is extra
         assert len(problems) == 1 and "not in manifest.json (a hidden file)" in problems[0], problems

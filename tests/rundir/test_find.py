@@ -12,10 +12,7 @@ from app.errors import UserError
 from app.rundir.find import find_run_dir, resolve_run
 from app.rundir.run_dir import run_dir_name
 from app.spec.run_spec import parse_spec, spec_hash
-from tests.helpers import repro
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_run"
-RUN = "old_tiny-40935497"
+from tests.helpers import FIXTURE, RUN, repro
 
 
 @pytest.fixture
