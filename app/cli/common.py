@@ -56,7 +56,7 @@ def user_errors() -> Iterator[None]:
 
 def run_arg(value: Path | list[Path] | None) -> Path | list[Path] | None:
     """A RUN_DIR argument as typed (path, spec name or unique prefix) → its directory, or one error line."""
-    from app.rundir.by_name import resolve_run
+    from app.rundir.find import resolve_run
 
     with user_errors():
         return [resolve_run(v) for v in value] if isinstance(value, list) else value and resolve_run(value)

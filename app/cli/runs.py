@@ -12,6 +12,7 @@ import typer
 from app import preempt
 from app.cli.common import PROGRESS, RUN, RUNS, TRUST, app, note, user_errors
 from app.errors import UserError
+from app.rundir.layout import SPEC_JSON
 from app.spec.run_spec import load_spec
 
 
@@ -83,7 +84,7 @@ def _spec_arg(target: Path) -> tuple:
     from app.rundir.paths import inside
 
     if target.is_dir():
-        return load_spec(inside(target, "spec.json", str(target))), target.resolve().parent
+        return load_spec(inside(target, SPEC_JSON, str(target))), target.resolve().parent
     return load_spec(target), None
 
 
@@ -91,7 +92,7 @@ def _stored_policy(target: Path, spec, root: Path | None, trust: bool) -> contex
     """A RUN_DIR's stored spec runs no code shipped with its model unless --trust-remote-code."""
     from app.inputs.remote_code import stored_spec
 
-    return stored_spec(spec, target / "spec.json", trust, note) if root is not None else contextlib.nullcontext()
+    return stored_spec(spec, target / SPEC_JSON, trust, note) if root is not None else contextlib.nullcontext()
 
 
 @app.command(rich_help_panel=RUN)

@@ -17,7 +17,7 @@ from pathlib import Path
 from app import __version__
 from app.env.lockfiles import LOCK_DIR, REPO, installed_from
 from app.env.versions import drift, installed_version, lock_pins
-from app.rundir.layout import unreadable_run_files
+from app.rundir.layout import ENV_JSON, MANIFEST_JSON, unreadable_run_files
 from app.rundir.manifest import custody_problems, seal_json
 from app.rundir.paths import inside, is_link
 from app.rundir.run_dir import RunDir, now
@@ -162,17 +162,17 @@ def audit(run_path: Path) -> tuple[list[str], list[str]]:
     """(file problems, environment differences) for a run directory against its manifest."""
 
     run = RunDir(run_path)
-    inside(run.path, "manifest.json", str(run.path))  # a linked manifest could vouch for anything
-    run.read_json("manifest.json")  # a run without a manifest cannot be audited
+    inside(run.path, MANIFEST_JSON, str(run.path))  # a linked manifest could vouch for anything
+    run.read_json(MANIFEST_JSON)  # a run without a manifest cannot be audited
     lines = custody_problems(run, strict=True)
     lines += unreadable_run_files(run.path)  # e.g. one flipped byte: reported, not raised
     problems = [f"file {line}" for line in lines]
     env_diffs = []
-    if any(line.startswith("env.json: ") for line in lines):  # never print what a link or tampered file says
-        env_diffs.append("env: not compared (env.json fails the check above)")
-    elif run.file("env.json").is_file():
+    if any(line.startswith(f"{ENV_JSON}: ") for line in lines):  # never print what a link or tampered file says
+        env_diffs.append(f"env: not compared ({ENV_JSON} fails the check above)")
+    elif run.file(ENV_JSON).is_file():
         now_fp = fingerprint()
-        envs = run.read_json("env.json")
+        envs = run.read_json(ENV_JSON)
         for stage in sorted(envs):
             recorded = latest_env(envs, stage)
             if not recorded:  # an empty attempt list or entry: nothing to compare
@@ -194,8 +194,8 @@ def repo_lock_shas() -> dict[str, str]:
 
 def strict_problems(run_path: Path, runtime: dict | None = None) -> list[str]:
     """Ways this environment differs from each stage's recorded one, or from the repo's lockfiles."""
-    linked = is_link(Path(run_path) / "env.json")  # reported by the file check; never read through
-    envs = {} if linked else RunDir(run_path).read_json("env.json")
+    linked = is_link(Path(run_path) / ENV_JSON)  # reported by the file check; never read through
+    envs = {} if linked else RunDir(run_path).read_json(ENV_JSON)
     now_fp, problems = fingerprint(), []
     for stage in sorted(envs):
         recorded = latest_env(envs, stage)
@@ -222,10 +222,10 @@ def lock_problems(lock: dict, repo_shas: dict[str, str] | None = None) -> list[s
 
 def record_env(run: RunDir, stage: str, extra: dict | None = None) -> dict:
     """Append this attempt's fingerprint to the run's env.json under `stage` (earlier attempts are kept)."""
-    envs = run.read_json("env.json") if run.file("env.json").is_file() else {}
+    envs = run.read_json(ENV_JSON, missing_ok=True)
     attempts = envs.get(stage) or []
     attempts = attempts if isinstance(attempts, list) else [attempts]  # env.json written by older code
     entry = {**fingerprint(), **(extra or {}), "attempt": len(attempts) + 1, "started_at": now()}
     envs[stage] = [*attempts, entry]
-    seal_json(run, "env.json", envs)
+    seal_json(run, ENV_JSON, envs)
     return entry

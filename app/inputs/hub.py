@@ -288,16 +288,16 @@ def pin_problems(spec: RunSpec, recorded: list[tuple[str, dict | None]]) -> list
 
 def run_pin_problems(run_path: Path) -> list[str]:
     """pin_problems for a run directory: its spec.json against the commits its files recorded."""
-    from app.rundir.layout import optional_run_json
+    from app.rundir.layout import DATA_JSON, EVAL_METRICS_JSON, SPEC_JSON, TRAIN_METRICS_JSON, optional_run_json
     from app.spec.run_spec import SpecError, load_spec
 
-    if is_link(run_path / "spec.json"):
+    if is_link(run_path / SPEC_JSON):
         return []
     try:
-        spec = load_spec(run_path / "spec.json")
+        spec = load_spec(run_path / SPEC_JSON)
     except SpecError:  # no spec, or not a valid one: the manifest check reports a changed file
         return []
-    keys = {"data.json": "hub", "train_metrics.json": "model_source", "eval_metrics.json": "model_source"}
+    keys = {DATA_JSON: "hub", TRAIN_METRICS_JSON: "model_source", EVAL_METRICS_JSON: "model_source"}
     recorded = []
     for name, key in keys.items():
         if (run_path / name).is_file() and not is_link(run_path / name):  # a link is reported, never read

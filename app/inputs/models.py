@@ -125,6 +125,7 @@ def run_checkpoint(model_id: str, runs_root: Path) -> str:
     spec name (app/rundir/find.py). That run must be complete and audit clean (IntegrityError naming its
     first problem) before its checkpoint is evaluated."""
     from app.rundir.find import run_named
+    from app.rundir.layout import CHECKPOINT_CONFIG, CHECKPOINT_DIR
     from app.rundir.paths import child, is_link
     from app.spec.identity import RUN_PREFIX
 
@@ -135,8 +136,9 @@ def run_checkpoint(model_id: str, runs_root: Path) -> str:
             source = run_named(Path(runs_root), name) or source
         except UserError as exc:  # several runs of that name: the user pins one
             raise UserError(f"model.id: {model_id!r}: {exc} as run:<directory name>") from None
-    ckpt = (source or Path(runs_root) / name) / "checkpoint"
-    if source is None or is_link(ckpt) or not (ckpt / "config.json").is_file():
+    base = source or Path(runs_root) / name
+    ckpt = base / CHECKPOINT_DIR
+    if source is None or is_link(ckpt) or not (base / CHECKPOINT_CONFIG).is_file():
         raise UserError(f"model.id: {model_id!r}: no trained checkpoint at {ckpt} (run that spec first)")
     verify_source_run(source, model_id)
     return str(ckpt.resolve())
@@ -145,12 +147,13 @@ def run_checkpoint(model_id: str, runs_root: Path) -> str:
 def verify_source_run(source: Path, model_id: str) -> None:
     """A `run:` source must be a complete trained run whose every file matches its manifest."""
     from app.errors import IntegrityError
+    from app.rundir.layout import MANIFEST_JSON
     from app.rundir.manifest import custody_problems
     from app.rundir.run_dir import RunDir, refuse_symlinks
 
     run = RunDir(source)
     refuse_symlinks(source)  # before reading its status: a link could stand in for any file
-    if run.stage_state("train") != "complete" or not run.file("manifest.json").is_file():
+    if run.stage_state("train") != "complete" or not run.file(MANIFEST_JSON).is_file():
         raise UserError(f"model.id: {model_id!r}: {source} is not a complete trained run (run that spec first)")
     problems = custody_problems(run, strict=True)
     if problems:

@@ -17,17 +17,30 @@ from app import preempt
 from app.env.fingerprint import record_env
 from app.errors import UserError
 from app.faults import fault
-from app.inputs.gsm8k import data_fingerprint, select_train
+from app.inputs.gsm8k import data_fingerprint, resolve_source, select_train, source_hashes
 from app.inputs.prompts import answer_span_start, get_template, render_prompt, render_target
 from app.rundir.find import find_run_dir, same_run
 from app.rundir.jsonl import read_jsonl
+from app.rundir.layout import (
+    CHECKPOINT_CONFIG,
+    CHECKPOINT_DIR,
+    DATA_JSON,
+    ENV_JSON,
+    EVAL_METRICS_JSON,
+    PREDICTIONS_JSONL,
+    RESUME_DIR,
+    SPEC_JSON,
+    TRAIN_CURVES_PNG,
+    TRAIN_LOG_JSONL,
+    TRAIN_METRICS_JSON,
+)
 from app.rundir.manifest import (
     PartialLog,
     preflight_resume,
     seal_existing,
     seal_json,
+    sealed_stage,
     stage_sealed,
-    verify_data,
     verify_run,
 )
 from app.rundir.run_dir import RunDir, atomic_write_bytes, open_run, run_dir_name
@@ -45,24 +58,40 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
     (exit 2); both are checked before anything is written."""
     path = find_run_dir(spec, runs_root)  # may be a directory made under an older spec schema
     # Missing or bad data is the user's to fix before anything exists: no directory left behind as `new`.
-    data = None if (path / "data.json").is_file() else spec_data_fingerprint(spec)
+    data = None if (path / DATA_JSON).is_file() else spec_data_fingerprint(spec)
     same = partial(same_run, spec=spec)
     run = open_run(runs_root, spec.name, spec_hash(spec), dump_spec(spec), dir_name=path.name, same=same)
     try:
         verify_run(run)
-        if run.file("data.json").is_file():
+        if run.file(DATA_JSON).is_file():
             verify_data(run, spec.data.source)
-            seal_existing(run, "data.json")
-            seal_existing(run, "env.json")
+            seal_existing(run, DATA_JSON)
+            seal_existing(run, ENV_JSON)
         else:
-            seal_json(run, "data.json", data or spec_data_fingerprint(spec))
-        seal_existing(run, "spec.json")
-        for tmp in run.path.rglob(".*.tmp"):  # temp files of atomic writes a kill interrupted (we hold the lock)
-            tmp.unlink(missing_ok=True)
+            seal_json(run, DATA_JSON, data or spec_data_fingerprint(spec))
+        seal_existing(run, SPEC_JSON)
+        run.drop_interrupted_writes()
     except BaseException:
         run.unlock()
         raise
     return run
+
+
+def verify_data(run: RunDir, source: str) -> None:
+    """Refuse (exit 2, naming the file) when a GSM8K file no longer hashes to what data.json recorded."""
+    where = resolve_source(source)
+    if isinstance(where, str):  # hub data is pinned by its recorded commit, not by local files
+        return
+    recorded = run.read_json(DATA_JSON).get("source_sha256", {})
+    current = source_hashes(source)
+    for name, sha in sorted(recorded.items()):
+        if current.get(name) != sha:
+            state = "missing" if current.get(name) is None else "changed"
+            now_sha = (current.get(name) or "none")[:12]
+            raise UserError(
+                f"{where / name}: {state} since this run recorded it in {DATA_JSON} "
+                f"(sha256 {sha[:12]}… → {now_sha}…); nothing written"
+            )
 
 
 def single_process(what: str) -> None:
@@ -158,11 +187,11 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
     run = run or RunDir(find_run_dir(spec, runs_root))
     if rank == 0 and run.stage_state("train") == "complete":
         raise UserError(f"{run.path}: train stage already complete (a complete run is never overwritten)")
-    if rank == 0 and not resume and run.file("train_log.jsonl").is_file():
+    if rank == 0 and not resume and run.file(TRAIN_LOG_JSONL).is_file():
         raise UserError(f"{run.path}: an earlier train attempt exists; pass --resume to continue it")
     if rank == 0 and resume:
         preflight_resume(run, int(os.environ.get("WORLD_SIZE", "1")))
-    ctx = run.stage("train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
+    ctx = sealed_stage(run, "train", required_stages(spec)) if rank == 0 else contextlib.nullcontext(run)
     with ctx:
         set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
         if rank == 0:
@@ -194,11 +223,11 @@ def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, exa
     from app.figures import training_curves
     from app.inputs.models import model_source
 
-    log = read_jsonl(run.file("train_log.jsonl"), torn_tail=False)
+    log = read_jsonl(run.file(TRAIN_LOG_JSONL), torn_tail=False)
     source = model_source(spec.model.id, model_path, spec.model.revision)
-    run.write_json("train_metrics.json", train_summary(log, summary, examples, dropped, source))
-    atomic_write_bytes(run.file("train_curves.png"), training_curves(log, spec.name))
-    shutil.rmtree(run.file("resume"), ignore_errors=True)
+    run.write_json(TRAIN_METRICS_JSON, train_summary(log, summary, examples, dropped, source))
+    atomic_write_bytes(run.file(TRAIN_CURVES_PNG), training_curves(log, spec.name))
+    shutil.rmtree(run.file(RESUME_DIR), ignore_errors=True)
     fault("resume:removed")
 
 
@@ -237,9 +266,9 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
         return run_checkpoint(spec.model.id, run.path.parent)
     if spec.train is None:
         return resolve_model(spec.model.id, spec.model.revision)
-    if run.stage_state("train") != "complete" or not run.file("checkpoint/config.json").is_file():
+    if run.stage_state("train") != "complete" or not run.file(CHECKPOINT_CONFIG).is_file():
         raise UserError(f"{run.path}: train stage is not complete; run `repro train` first")
-    return str(run.file("checkpoint"))
+    return str(run.file(CHECKPOINT_DIR))
 
 
 def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:
@@ -248,7 +277,7 @@ def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[R
     run = open_spec_run(spec, runs_root)
     try:
         if run.stage_state("eval") != "complete" and stage_done(run, "eval", spec):
-            return run, run.read_json("eval_metrics.json")  # only status.json was behind
+            return run, run.read_json(EVAL_METRICS_JSON)  # only status.json was behind
         return _eval_stage(spec, run, progress)
     finally:
         run.unlock()
@@ -260,16 +289,16 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
 
     if run.stage_state("eval") == "complete":
         raise UserError(f"{run.path}: eval stage already complete (a complete run is never overwritten)")
-    with run.stage("eval", required_stages(spec)):
+    with sealed_stage(run, "eval", required_stages(spec)):
         # Set here, not inherited: `repro run` evaluates after training in the same process.
         numerics = apply_eval(spec.seed)
         record_env(run, "eval", {"runtime": runtime_record(spec.seed)})
         model_path = eval_model_path(spec, run)
-        journal = PartialLog(run, "predictions.jsonl")
-        pred_path = run.file("predictions.jsonl")
+        journal = PartialLog(run, PREDICTIONS_JSONL)
+        pred_path = run.file(PREDICTIONS_JSONL)
         records, metrics = run_eval(
             spec, model_path, pred_path, progress, journal, numerics, lambda n: run.note("eval", total_prompts=n)
         )
-        run.write_json("eval_metrics.json", metrics)
+        run.write_json(EVAL_METRICS_JSON, metrics)
         print_summary(records, metrics)
     return run, metrics

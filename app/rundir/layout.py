@@ -1,4 +1,15 @@
-"""The shapes of a run directory's JSON files, checked whenever one is read.
+"""A run directory's layout: the name of every file in it, which stage writes which, and the shapes
+of its JSON files, checked whenever one is read (the one reader of a run's records).
+
+The names below are the only spelling of a run-directory file in app/ (tests/rundir/test_layout.py
+keeps it so); `runs/<name>-<spechash[:8]>/` holds:
+
+    spec.json  data.json  env.json          what was run, on which data, in which environment
+    status.json  manifest.json  .lock       per-stage state, sha256 of every sealed file, process lock
+    train_log.jsonl  train_metrics.json  train_curves.png  checkpoint/     the train stage's outputs
+    resume/latest.json  resume/step-NNNNNN/{model.pt,optimizer.pt,rng.json}  while training runs
+    predictions.jsonl  eval_metrics.json    the eval stage's outputs
+    logs/slurm-<job>_<task>.log             Slurm task logs (appended after completion)
 
 A run directory may come from a stranger (a published bundle), so a file there may be truncated, a
 flipped byte may have made it invalid, or it may hold a list where an object belongs. Reading one
@@ -17,6 +28,53 @@ from pathlib import Path
 
 from app.errors import IntegrityError, one_line
 from app.jsonfile import read_object
+
+SPEC_JSON = "spec.json"
+DATA_JSON = "data.json"
+ENV_JSON = "env.json"
+STATUS_JSON = "status.json"
+MANIFEST_JSON = "manifest.json"
+LOCK_FILE = ".lock"
+TRAIN_LOG_JSONL = "train_log.jsonl"
+TRAIN_METRICS_JSON = "train_metrics.json"
+TRAIN_CURVES_PNG = "train_curves.png"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_CONFIG = f"{CHECKPOINT_DIR}/config.json"  # checkpoint/ is renamed in whole: its config means a usable one
+PREDICTIONS_JSONL = "predictions.jsonl"
+EVAL_METRICS_JSON = "eval_metrics.json"
+LOGS_DIR = "logs"
+# The resumable state of an unfinished train stage: resume/latest.json points at resume/step-NNNNNN/.
+RESUME_DIR = "resume"
+LATEST_JSON = "latest.json"
+RESUME_LATEST = f"{RESUME_DIR}/{LATEST_JSON}"
+RESUME_STEP_PREFIX = "step-"
+MODEL_STATE = "model.pt"
+OPTIMIZER_STATE = "optimizer.pt"
+RNG_JSON = "rng.json"
+
+TRAIN_FILES = (TRAIN_LOG_JSONL, TRAIN_METRICS_JSON, TRAIN_CURVES_PNG)
+EVAL_FILES = (PREDICTIONS_JSONL, EVAL_METRICS_JSON)
+# What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.
+STAGE_OUTPUTS = {
+    "train": (*TRAIN_FILES, f"{CHECKPOINT_DIR}/", f"{CHECKPOINT_DIR}.tmp/"),
+    "eval": EVAL_FILES,
+}
+# The files of a complete run that no manifest can hold: the manifest itself, status.json (rewritten
+# when a stage ends, after sealing) and the lock file (rewritten by whoever opens the run).
+VOLATILE_FILES = (MANIFEST_JSON, STATUS_JSON, LOCK_FILE)
+TRANSIENT_DIRS = (RESUME_DIR, LOGS_DIR)  # never hashed: resume state is recorded apart, logs/ grows after completion
+
+
+def resume_step_dir(step: int) -> str:
+    """resume/step-NNNNNN: the resumable checkpoint that continues at `step`."""
+    return f"{RESUME_DIR}/{RESUME_STEP_PREFIX}{step:06d}"
+
+
+def stage_of(rel: str) -> str | None:
+    """'train' or 'eval' for a stage's own files; None for files every stage shares (spec, data)."""
+    if rel.startswith((f"{CHECKPOINT_DIR}/", f"{RESUME_DIR}/")) or rel in TRAIN_FILES:
+        return "train"
+    return "eval" if rel in EVAL_FILES else None
 
 
 @dataclass(frozen=True)
@@ -149,17 +207,20 @@ METRICS = Rec(
     }
 )
 SHAPES = {
-    "status.json": STATUS,
-    "manifest.json": MANIFEST,
-    "env.json": MapOf(Either((ENV, ListOf(ENV)))),
-    "data.json": Rec(optional={"source_sha256": MapOf(STR), "hub": SOURCE}),
-    "eval_metrics.json": METRICS,
-    "train_metrics.json": Rec(optional={"model_source": SOURCE}),
+    STATUS_JSON: STATUS,
+    MANIFEST_JSON: MANIFEST,
+    ENV_JSON: MapOf(Either((ENV, ListOf(ENV)))),
+    DATA_JSON: Rec(optional={"source_sha256": MapOf(STR), "hub": SOURCE}),
+    EVAL_METRICS_JSON: METRICS,
+    TRAIN_METRICS_JSON: Rec(optional={"model_source": SOURCE}),
 }
 
 
-def read_run_json(path: Path, rel: str | None = None) -> dict:
-    """The JSON object of run file `path` (`rel`, default its name, picks the shape), or IntegrityError."""
+def read_run_json(path: Path, rel: str | None = None, missing_ok: bool = False) -> dict:
+    """The JSON object of run file `path` (`rel`, default its name, picks the shape), or IntegrityError;
+    with `missing_ok`, {} when the file is absent (a damaged one is still an error)."""
+    if missing_ok and not Path(path).is_file():
+        return {}
     obj = read_object(path, IntegrityError)
     found = problem(obj, SHAPES.get(rel or Path(path).name, OBJECT), "<root>")
     if found:

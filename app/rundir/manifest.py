@@ -1,58 +1,121 @@
-"""Chain of custody: a stage trusts only what manifest.json vouches for.
+"""Chain of custody: a stage trusts only what manifest.json vouches for. This module is the only
+writer of manifest.json (tests/rundir/test_manifest.py keeps it so).
 
+- `sealed_stage` / `update_manifest`: a stage that completes seals every file it wrote.
 - `verify_run`: before a stage starts or extends a run directory, every sealed file must still match
   the manifest, and no file may appear that no unfinished stage could have written; otherwise the
   stage stops (IntegrityError, exit 1, naming the file) instead of hashing it into a clean manifest.
-- `seal_write`: files rewritten before a run completes (data.json, env.json) name their new hash in
-  the manifest before they change, so a kill in between still leaves a directory that verifies.
+- `seal_write`: files rewritten outside a stage's seal (data.json, env.json, a rescore's outputs) name
+  their new hash in the manifest before they change, so a kill in between still leaves a directory
+  that verifies.
 - `record_partial` / `trim_to_trusted`: an append-only file of a running stage (predictions.jsonl)
   is trusted up to the prefix last recorded; a resumed stage cuts the rest and regenerates it.
 - `record_resume` / `trusted_resume`: the resumable checkpoint and the train-log prefix it continues.
-- `verify_data`: the GSM8K files still hash to what data.json recorded (else UserError, exit 2).
+- `read_manifest`: the one reader; `write_published_manifest`: a published copy's manifest.
 Pure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from app.errors import IntegrityError, UserError
-from app.rundir.layout import read_run_json
-from app.rundir.paths import entries, is_link, is_safe_rel
-from app.rundir.run_dir import RunDir, atomic_write_bytes, hash_tree, now, sha256_file, symlinks_in
+from app.errors import IntegrityError, UserError, WriteFailed
+from app.preempt import Interrupted
+from app.rundir.layout import (
+    DATA_JSON,
+    ENV_JSON,
+    LOGS_DIR,
+    MANIFEST_JSON,
+    RESUME_DIR,
+    RESUME_LATEST,
+    SPEC_JSON,
+    STAGE_OUTPUTS,
+    STATUS_JSON,
+    TRAIN_LOG_JSONL,
+    VOLATILE_FILES,
+)
+from app.rundir.paths import entries, inside, is_link, is_safe_rel, manifest_paths
+from app.rundir.run_dir import (
+    RunDir,
+    atomic_write_bytes,
+    atomic_write_json,
+    hash_tree,
+    now,
+    sha256_file,
+    symlinks_in,
+)
 
-MANIFEST = "manifest.json"
-# What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.
-STAGE_OUTPUTS = {
-    "train": ("train_log.jsonl", "train_metrics.json", "train_curves.png", "checkpoint/", "checkpoint.tmp/"),
-    "eval": ("predictions.jsonl", "eval_metrics.json"),
-}
-SELF_CHECKED = ("spec.json",)  # open_run compares it byte for byte with the spec being run
+SELF_CHECKED = (SPEC_JSON,)  # open_run compares it byte for byte with the spec being run
 # Written before the first stage completes; a directory with no manifest yet (made by older code, or
 # killed before any seal) may hold them unsealed: the data is then checked and data.json sealed.
-PRE_MANIFEST = ("data.json", "env.json")
-# The files of a complete run that no manifest can hold: the manifest itself, status.json (rewritten
-# when a stage ends, after sealing) and the lock file (rewritten by whoever opens the run). Nothing
-# else: a published run holds exactly these besides its recorded files (checked on docs/cpu_study).
-VOLATILE = ("manifest.json", "status.json", ".lock")
-SLURM_LOG = re.compile(r"logs/slurm-[0-9]+_[0-9]+\.log")  # app/launch/slurm.py: appended after the run completes
+PRE_MANIFEST = (DATA_JSON, ENV_JSON)
+SLURM_LOG = re.compile(rf"{LOGS_DIR}/slurm-[0-9]+_[0-9]+\.log")  # app/launch/slurm.py: appended after the run completes
 ATOMIC_TMP = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp")  # app/rundir/run_dir.py atomic_write_bytes' temp name
 
 
-def read_manifest(run: RunDir) -> dict:
-    path = run.file(MANIFEST)
-    if not path.is_file():
-        return {"files": {}}
-    return read_run_json(path, MANIFEST)  # IntegrityError naming it when damaged or of the wrong shape
+def read_manifest(run: RunDir | Path, strict: bool = False) -> dict:
+    """A run's manifest.json, its shape checked (IntegrityError naming it when damaged).
+
+    Absent, it is an empty manifest; with `strict` (a run from elsewhere: publish, replay, the readers'
+    verification) it must be present and not a link, and every path it names is checked (relative, no
+    `..`; app/rundir/paths.py), else UserError."""
+    root = run.path if isinstance(run, RunDir) else Path(run)
+    if strict:
+        inside(root, MANIFEST_JSON, str(root))  # a linked manifest.json could vouch for anything
+        manifest = RunDir(root).read_json(MANIFEST_JSON)
+        manifest_paths(manifest, str(root / MANIFEST_JSON))
+        return manifest
+    return RunDir(root).read_json(MANIFEST_JSON, missing_ok=True) or {"files": {}}
+
+
+def write_published_manifest(run_path: Path, manifest: dict) -> None:
+    """The manifest of a published copy (app/share/publish.py), written whole: the copy is new, or
+    publishing in place only moves entries of absent files to "omitted"."""
+    atomic_write_json(Path(run_path) / MANIFEST_JSON, manifest)
+
+
+def update_manifest(run: RunDir) -> dict[str, str]:
+    """Seal what a completed stage wrote. Files sealed earlier keep their recorded hash (never
+    re-hashed into a clean manifest), so a change made meanwhile still shows in `repro audit`."""
+    prev = read_manifest(run)
+    old = prev.get("files", {})
+    manifest = {**hash_tree(run.path, known=old), **old}
+    record = {"files": manifest, "updated_at": now()}
+    omitted = {rel: e for rel, e in prev.get("omitted", {}).items() if rel not in manifest}
+    if omitted:  # a published run's left-out files stay accounted for (see app/share/publish.py)
+        record["omitted"] = omitted
+    run.write_json(MANIFEST_JSON, record)
+    return manifest
+
+
+@contextlib.contextmanager
+def sealed_stage(run: RunDir, stage: str, required: list[str]) -> Iterator[RunDir]:
+    """Mark `stage` running; on success hash the directory into the manifest and mark it complete,
+    else failed (or interrupted)."""
+    run.set_stage(stage, "running", required)
+    try:
+        yield run
+    except Interrupted as exc:
+        run.set_stage(stage, "interrupted", required, error=f"Interrupted: {exc}")
+        raise
+    except BaseException as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        with contextlib.suppress(OSError, WriteFailed):  # a full disk may refuse this too: keep the first error
+            run.set_stage(stage, "failed", required, error=f"{type(exc).__name__}: {message}")
+        raise
+    update_manifest(run)
+    run.set_stage(stage, "complete", required)
 
 
 def _write_manifest(run: RunDir, manifest: dict) -> None:
     manifest["updated_at"] = now()
-    run.write_json(MANIFEST, manifest)
+    run.write_json(MANIFEST_JSON, manifest)
 
 
 def _sha(path: Path) -> str | None:
@@ -84,7 +147,7 @@ def _prefix_ok(path: Path, record: dict) -> bool:
 
 def _status(run: RunDir) -> dict:
     """status.json, or no stages when it is a link (reported as one; never read through)."""
-    return {"stages": {}} if is_link(run.file("status.json")) else run.status()
+    return {"stages": {}} if is_link(run.file(STATUS_JSON)) else run.status()
 
 
 def _open_outputs(run: RunDir) -> list[str]:
@@ -98,10 +161,11 @@ def _may_be_unsealed(rel: str, open_outputs: list[str]) -> bool:
 
 
 def is_volatile(rel: str, temp_ok: bool = False) -> bool:
-    """Whether a file of a complete run may stand outside the manifest (VOLATILE, a Slurm task log;
-    with `temp_ok`, the temp file of an atomic write a kill interrupted, removed on reopening)."""
+    """Whether a file of a complete run may stand outside the manifest (layout.VOLATILE_FILES, a Slurm
+    task log; with `temp_ok`, the temp file of an atomic write a kill interrupted, removed on reopening).
+    Nothing else: a published run holds exactly these besides its recorded files (checked on docs/cpu_study)."""
     name = rel.rsplit("/", 1)[-1]
-    return rel in VOLATILE or bool(SLURM_LOG.fullmatch(rel)) or (temp_ok and bool(ATOMIC_TMP.fullmatch(name)))
+    return rel in VOLATILE_FILES or bool(SLURM_LOG.fullmatch(rel)) or (temp_ok and bool(ATOMIC_TMP.fullmatch(name)))
 
 
 def slurm_logs(run: RunDir) -> list[str]:
@@ -130,7 +194,7 @@ def _unsafe_paths(manifest: dict) -> tuple[dict, list[str]]:
         if not isinstance(section, dict):
             continue
         bad = [rel for rel in section if not is_safe_rel(rel)]
-        lines += [f"{rel}: not a relative path inside the run directory ({MANIFEST} {key})" for rel in bad]
+        lines += [f"{rel}: not a relative path inside the run directory ({MANIFEST_JSON} {key})" for rel in bad]
         clean[key] = {rel: v for rel, v in section.items() if rel not in bad}
     return clean, lines
 
@@ -151,9 +215,9 @@ def custody_problems(run: RunDir, strict: bool = False) -> list[str]:
         path = run.file(rel)
         if path.is_file() and not is_link(path) and not _prefix_ok(path, record):
             problems.append(f"{rel}: its first {record['bytes']} bytes differ from manifest.json")
-    if not run.file(MANIFEST).is_file():
+    if not run.file(MANIFEST_JSON).is_file():
         if any(s.get("state") == "complete" for s in _status(run)["stages"].values()):
-            problems.append(f"{MANIFEST}: missing although a stage is complete")
+            problems.append(f"{MANIFEST_JSON}: missing although a stage is complete")
         open_outputs = [*open_outputs, *PRE_MANIFEST]
     omitted = manifest.get("omitted", {})  # a published run's left-out files (app/share/publish.py)
     problems += [
@@ -161,7 +225,7 @@ def custody_problems(run: RunDir, strict: bool = False) -> list[str]:
         for rel, entry in sorted(omitted.items())
         if rel in current and current[rel] != entry["sha256"]
     ]
-    if _status(run).get("state") == "complete" and run.file(MANIFEST).is_file():
+    if _status(run).get("state") == "complete" and run.file(MANIFEST_JSON).is_file():
         return problems + unrecorded(run, set(manifest["files"]) | set(omitted), temp_ok=not strict)
     unsealed = [rel for rel in current if rel not in manifest["files"] and rel not in omitted]
     problems += [f"{rel}: not in manifest.json" for rel in unsealed if not _may_be_unsealed(rel, open_outputs)]
@@ -213,10 +277,10 @@ def trim_to_trusted(run: RunDir, rel: str) -> int:
     return record["bytes"]
 
 
-def record_resume(run: RunDir, step: int, world_size: int, global_batch: int, log_rel: str = "train_log.jsonl") -> None:
+def record_resume(run: RunDir, step: int, world_size: int, global_batch: int, log_rel: str = TRAIN_LOG_JSONL) -> None:
     """Vouch for the resumable checkpoint `resume/latest.json` points at and the log lines before it."""
-    latest = json.loads(run.file("resume/latest.json").read_text())
-    files = hash_tree(run.file("resume") / latest["dir"])
+    latest = read_resume_json(run.file(RESUME_LATEST))
+    files = hash_tree(run.file(RESUME_DIR) / latest["dir"])
     log = run.file(log_rel)
     manifest = read_manifest(run)
     manifest["resume"] = {
@@ -230,17 +294,23 @@ def record_resume(run: RunDir, step: int, world_size: int, global_batch: int, lo
     _write_manifest(run, manifest)
 
 
+def resume_record(run: RunDir) -> dict | None:
+    """What the manifest vouches for of the resumable checkpoint (step, dir, world size, files, the
+    train-log prefix it covers), or None."""
+    return read_manifest(run).get("resume")
+
+
 def trusted_resume(
-    run: RunDir, latest: dict, world_size: int, log_rel: str = "train_log.jsonl", quiet: bool = False
+    run: RunDir, latest: dict, world_size: int, log_rel: str = TRAIN_LOG_JSONL, quiet: bool = False
 ) -> bool:
     """Whether `latest` may be resumed from: IntegrityError when it was altered, UserError on another
     world size, False (restart from step 0) when a kill left it unrecorded."""
-    record = read_manifest(run).get("resume")
+    record = resume_record(run)
     if record is None or record["dir"] != latest.get("dir") or record["step"] != latest.get("step"):
         if quiet:
             return False
         print(
-            f"warning: {run.file('resume')}/{latest['dir']} is not recorded in manifest.json; restarting from step 0",
+            f"warning: {run.file(RESUME_DIR)}/{latest['dir']} is not recorded in manifest.json; restarting from step 0",
             file=sys.stderr,
         )
         return False
@@ -249,7 +319,7 @@ def trusted_resume(
             f"{run.path}: resuming with {world_size} process(es), but the run trained with {record['world_size']} "
             f"(global batch {record['global_batch']}); relaunch with the same process count"
         )
-    src = run.file("resume") / latest["dir"]
+    src = run.file(RESUME_DIR) / latest["dir"]
     found = hash_tree(src)
     for name, sha in sorted(record["files"].items()):
         if found.get(name) != sha:
@@ -273,28 +343,9 @@ def read_resume_json(path: Path) -> dict:
 def preflight_resume(run: RunDir, world_size: int) -> None:
     """Before a resumed stage writes anything: every recorded resume file must still match the
     manifest (IntegrityError naming the first that differs), so a planted file changes nothing."""
-    pointer = run.file("resume/latest.json")
+    pointer = run.file(RESUME_LATEST)
     if pointer.is_file():
         trusted_resume(run, read_resume_json(pointer), world_size, quiet=True)
-
-
-def verify_data(run: RunDir, source: str) -> None:
-    """Refuse (exit 2, naming the file) when a GSM8K file no longer hashes to what data.json recorded."""
-    from app.inputs.gsm8k import resolve_source, source_hashes  # here: the trainer imports custody without pydantic
-
-    where = resolve_source(source)
-    if isinstance(where, str):  # hub data is pinned by its recorded commit, not by local files
-        return
-    recorded = run.read_json("data.json").get("source_sha256", {})
-    current = source_hashes(source)
-    for name, sha in sorted(recorded.items()):
-        if current.get(name) != sha:
-            state = "missing" if current.get(name) is None else "changed"
-            now_sha = (current.get(name) or "none")[:12]
-            raise UserError(
-                f"{where / name}: {state} since this run recorded it in data.json "
-                f"(sha256 {sha[:12]}… → {now_sha}…); nothing written"
-            )
 
 
 class PartialLog:

@@ -1,4 +1,5 @@
-"""The run directory: atomic writes, per-stage status, a sha256 manifest, and a process lock.
+"""The run directory: atomic writes, per-stage status and a process lock (its file names: layout.py;
+its manifest, written on a stage's success: manifest.py).
 
 Pure. Layout of `runs/<name>-<spechash[:8]>/` is documented in the README.
 """
@@ -19,11 +20,7 @@ from pathlib import Path
 
 from app.errors import UserError, WriteFailed
 from app.faults import file_fault
-from app.preempt import Interrupted
-from app.rundir.layout import read_run_json
-
-UNHASHED = {"manifest.json", "status.json", ".lock"}
-TRANSIENT_DIRS = {"resume", "logs"}  # logs/: Slurm task logs, appended after completion
+from app.rundir.layout import LOCK_FILE, SPEC_JSON, STATUS_JSON, TRANSIENT_DIRS, VOLATILE_FILES, read_run_json
 
 
 def now() -> str:
@@ -167,7 +164,7 @@ def hash_tree(root: Path, known: dict[str, str] | None = None) -> dict[str, str]
         rel = p.relative_to(root)
         if p.is_symlink() or not p.is_file():  # a link is never hashed as its target (custody reports it)
             continue
-        if rel.parts[0] in TRANSIENT_DIRS or p.name in UNHASHED or p.name.startswith("."):
+        if rel.parts[0] in TRANSIENT_DIRS or p.name in VOLATILE_FILES or p.name.startswith("."):
             continue
         out[rel.as_posix()] = (known or {}).get(rel.as_posix()) or sha256_file(p)
     return out
@@ -196,11 +193,13 @@ class RunDir:
     def file(self, rel: str) -> Path:
         return self.path / rel
 
-    def read_json(self, rel: str) -> dict:
+    def read_json(self, rel: str, missing_ok: bool = False) -> dict:
+        """A run file's object, its shape checked (a damaged file is one line naming it, exit 1); an
+        absent one is UserError, or {} with `missing_ok`."""
         p = self.file(rel)
-        if not p.is_file():
+        if not p.is_file() and not missing_ok:
             raise UserError(f"{p}: not found")
-        return read_run_json(p, rel)  # its shape checked: a damaged file is one line naming it (exit 1)
+        return read_run_json(p, rel, missing_ok=missing_ok)
 
     def write_json(self, rel: str, obj: object) -> None:
         atomic_write_json(self.file(rel), obj)
@@ -209,8 +208,7 @@ class RunDir:
         atomic_write_bytes(self.file(rel), text.encode())
 
     def status(self) -> dict:
-        p = self.file("status.json")
-        return read_run_json(p) if p.is_file() else {"state": "new", "stages": {}, "required": []}
+        return self.read_json(STATUS_JSON, missing_ok=True) or {"state": "new", "stages": {}, "required": []}
 
     def stage_state(self, stage: str) -> str | None:
         return self.status()["stages"].get(stage, {}).get("state")
@@ -224,12 +222,12 @@ class RunDir:
         # Opened without truncating: until the lock is ours, the file names the current holder.
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(self.file(".lock"), flags, 0o666)
+            fd = os.open(self.file(LOCK_FILE), flags, 0o666)
         except OSError as exc:
-            raise _link_error(self.file(".lock"), exc) from None
+            raise _link_error(self.file(LOCK_FILE), exc) from None
         if os.fstat(fd).st_nlink > 1:  # a hard link: truncating it would truncate a file elsewhere
             os.close(fd)
-            raise UserError(f"{self.file('.lock')}: has other hard links; a run directory holds no links (remove it)")
+            raise UserError(f"{self.file(LOCK_FILE)}: has other hard links; a run directory holds no links (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -245,12 +243,18 @@ class RunDir:
             self.unlock()
             raise
 
+    def drop_interrupted_writes(self) -> None:
+        """Remove the temp files of atomic writes a kill interrupted (call only while holding the lock)."""
+        for tmp in self.path.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     def unlock(self) -> None:
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
 
-    def _set_stage(self, stage: str, state: str, required: list[str], error: str | None = None) -> None:
+    def set_stage(self, stage: str, state: str, required: list[str], error: str | None = None) -> None:
+        """Record `stage` as `state` (running, complete, failed, interrupted) in status.json."""
         status = self.status()
         entry = status["stages"].setdefault(stage, {})
         if state == "running":
@@ -263,48 +267,17 @@ class RunDir:
         status["required"] = required
         status["state"] = overall_state(status["stages"], required)
         status["updated_at"] = now()
-        self.write_json("status.json", status)
+        self.write_json(STATUS_JSON, status)
 
     def mark_complete(self, stage: str, required: list[str]) -> None:
         """Record `stage` complete when its outputs are already sealed in the manifest."""
-        self._set_stage(stage, "complete", required)
+        self.set_stage(stage, "complete", required)
 
     def note(self, stage: str, **fields) -> None:
         """Add facts to a stage's status entry (e.g. its total steps, for `repro status`)."""
         status = self.status()
         status["stages"].setdefault(stage, {}).update(fields)
-        self.write_json("status.json", status)
-
-    def update_manifest(self) -> dict[str, str]:
-        """Seal what a completed stage wrote. Files sealed earlier keep their recorded hash (never
-        re-hashed into a clean manifest), so a change made meanwhile still shows in `repro audit`."""
-        p = self.file("manifest.json")
-        prev = read_run_json(p) if p.is_file() else {}
-        old = prev.get("files", {})
-        manifest = {**hash_tree(self.path, known=old), **old}
-        record = {"files": manifest, "updated_at": now()}
-        omitted = {rel: e for rel, e in prev.get("omitted", {}).items() if rel not in manifest}
-        if omitted:  # a published run's left-out files stay accounted for (see app/share/publish.py)
-            record["omitted"] = omitted
-        self.write_json("manifest.json", record)
-        return manifest
-
-    @contextlib.contextmanager
-    def stage(self, stage: str, required: list[str]) -> Iterator[RunDir]:
-        """Mark `stage` running; on success hash the directory and mark it complete, else failed."""
-        self._set_stage(stage, "running", required)
-        try:
-            yield self
-        except Interrupted as exc:
-            self._set_stage(stage, "interrupted", required, error=f"Interrupted: {exc}")
-            raise
-        except BaseException as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            with contextlib.suppress(OSError, WriteFailed):  # a full disk may refuse this too: keep the first error
-                self._set_stage(stage, "failed", required, error=f"{type(exc).__name__}: {message}")
-            raise
-        self.update_manifest()
-        self._set_stage(stage, "complete", required)
+        self.write_json(STATUS_JSON, status)
 
 
 def scheduler_job() -> dict | None:
@@ -348,10 +321,10 @@ def open_run(
     path = safe_child(Path(runs_root), dir_name or run_dir_name(name, spec_sha))
     run = RunDir(path)
     run.lock()
-    existing = run.file("spec.json")
+    existing = run.file(SPEC_JSON)
     if existing.is_file() and existing.read_text() != spec_json and not (same and same(existing.read_text())):
         run.unlock()
         raise UserError(f"{existing}: differs from the spec being run (spec hash {spec_sha[:8]})")
     if not existing.is_file():
-        run.write_text("spec.json", spec_json)
+        run.write_text(SPEC_JSON, spec_json)
     return run

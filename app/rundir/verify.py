@@ -14,40 +14,51 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.errors import IntegrityError
+from app.rundir.layout import (
+    DATA_JSON,
+    ENV_JSON,
+    EVAL_METRICS_JSON,
+    MANIFEST_JSON,
+    PREDICTIONS_JSONL,
+    SPEC_JSON,
+    TRAIN_LOG_JSONL,
+    TRAIN_METRICS_JSON,
+)
+from app.rundir.manifest import read_manifest
 from app.rundir.paths import refuse_special
 from app.rundir.run_dir import refuse_symlinks, sha256_file
 
 # What each reader uses from a run directory.
 REPORT_FILES = (
-    "spec.json",
-    "eval_metrics.json",
-    "train_metrics.json",
-    "train_log.jsonl",
-    "predictions.jsonl",
-    "env.json",
-    "data.json",
+    SPEC_JSON,
+    EVAL_METRICS_JSON,
+    TRAIN_METRICS_JSON,
+    TRAIN_LOG_JSONL,
+    PREDICTIONS_JSONL,
+    ENV_JSON,
+    DATA_JSON,
 )
-PREDICTIONS = ("predictions.jsonl",)
+PREDICTIONS = (PREDICTIONS_JSONL,)
 
 
 def read_problems(run_path: Path, rels: Iterable[str]) -> list[str]:
-    """One line per file of `rels` present in the run that its manifest does not vouch for."""
-    from app.share.publish import read_manifest  # checks every path the manifest names (app/rundir/paths.py)
-
+    """One line per file of `rels` present in the run that its manifest does not vouch for. A file a
+    kill caught mid-seal may still hold its previous sealed bytes (`repro audit` accepts them too)."""
     run = Path(run_path)
     refuse_symlinks(run)
     refuse_special(run)
-    if not (run / "manifest.json").is_file():
-        return ["manifest.json: missing (nothing vouches for the run's files)"]
-    files = read_manifest(run)["files"]
+    if not (run / MANIFEST_JSON).is_file():
+        return [f"{MANIFEST_JSON}: missing (nothing vouches for the run's files)"]
+    manifest = read_manifest(run, strict=True)  # every path it names checked (app/rundir/paths.py)
+    files, sealing = manifest["files"], manifest.get("sealing", {})
     problems = []
     for rel in rels:
         if not (run / rel).is_file():
             continue
         if rel not in files:
-            problems.append(f"{rel}: not in manifest.json")
-        elif sha256_file(run / rel) != files[rel]:
-            problems.append(f"{rel}: sha256 differs from manifest.json")
+            problems.append(f"{rel}: not in {MANIFEST_JSON}")
+        elif sha256_file(run / rel) not in (files[rel], sealing.get(rel, files[rel])):
+            problems.append(f"{rel}: sha256 differs from {MANIFEST_JSON}")
     return problems
 
 
@@ -79,4 +90,4 @@ def run_or_file(path: Path, allow_unverified: bool, log: Callable[[str], None] =
     if not Path(path).is_dir():
         return Path(path)
     verify_reads(path, PREDICTIONS, allow_unverified, log)
-    return Path(path) / "predictions.jsonl"
+    return Path(path) / PREDICTIONS_JSONL

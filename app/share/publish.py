@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import UserError
-from app.rundir.paths import inside, manifest_paths, refuse_special
-from app.rundir.run_dir import RunDir, atomic_write_json, hash_tree, now, refuse_symlinks
+from app.rundir.layout import CHECKPOINT_DIR, RESUME_DIR, STATUS_JSON
+from app.rundir.manifest import read_manifest, write_published_manifest
+from app.rundir.paths import inside, refuse_special
+from app.rundir.run_dir import RunDir, hash_tree, now, refuse_symlinks
 
-OMIT_DIRS = ("checkpoint", "resume")  # large, and rebuilt by `repro replay`
+OMIT_DIRS = (CHECKPOINT_DIR, RESUME_DIR)  # large, and rebuilt by `repro replay`
 LEFT_OUT = "large file left out when publishing"
 # The one-time conversion of run copies whose checkpoints were removed before publishing existed.
 ABSENT = "deleted from the run before publishing; size not recorded"
@@ -28,16 +30,6 @@ def is_large(rel: str) -> bool:
     return rel.split("/", 1)[0] in OMIT_DIRS
 
 
-def read_manifest(run_path: Path) -> dict:
-    """A run's manifest.json, every path it names checked (relative, no `..`; app/rundir/paths.py)."""
-    inside(run_path, "manifest.json", str(run_path))  # a linked manifest.json could vouch for anything
-    manifest = RunDir(run_path).read_json("manifest.json")
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise UserError(f"{run_path / 'manifest.json'}: no 'files' object")
-    manifest_paths(manifest, str(run_path / "manifest.json"))
-    return manifest
-
-
 def recorded_hashes(manifest: dict) -> dict[str, str]:
     """sha256 of every file the run recorded, present or omitted."""
     omitted = {rel: entry["sha256"] for rel, entry in manifest.get("omitted", {}).items()}
@@ -46,7 +38,7 @@ def recorded_hashes(manifest: dict) -> dict[str, str]:
 
 def check_files(run_path: Path) -> tuple[list[str], dict[str, dict]]:
     """(problems, omitted entries whose file is absent) for a run directory against its manifest."""
-    manifest = read_manifest(run_path)
+    manifest = read_manifest(run_path, strict=True)
     files, omitted = manifest["files"], manifest.get("omitted", {})
     current = hash_tree(run_path)
     problems = [f"file {rel}: missing" for rel in files if rel not in current]
@@ -83,7 +75,7 @@ def plan_run(src: Path, missing_as_omitted: bool) -> Plan:
     status = RunDir(src).status()
     if status.get("state") != "complete":
         raise UserError(f"{src}: run is {status.get('state')!r}, only complete runs are published")
-    manifest = read_manifest(src)
+    manifest = read_manifest(src, strict=True)
     problems, _ = check_files(src)
     missing = {rel for rel in manifest["files"] if not (src / rel).is_file()}
     fatal = [p for p in problems if not p.endswith(": missing")]
@@ -117,17 +109,17 @@ def write_run(plan: Plan, runs_out: Path) -> Path:
     if dest.resolve() == plan.src.resolve():
         if any((plan.src / rel).exists() for rel in plan.omitted):
             raise UserError(f"{plan.src}: publishing in place cannot leave out files that are present; use --out")
-        atomic_write_json(dest / "manifest.json", published_manifest(plan))
+        write_published_manifest(dest, published_manifest(plan))
         return dest
     if dest.exists():
         raise UserError(f"{dest}: already exists; publish into an empty --out or remove it")
     runs_out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=runs_out, prefix=f".{dest.name}."))
     try:
-        for rel in [*plan.keep, "status.json"]:
+        for rel in [*plan.keep, STATUS_JSON]:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(plan.src / rel, tmp / rel)
-        atomic_write_json(tmp / "manifest.json", published_manifest(plan))
+        write_published_manifest(tmp, published_manifest(plan))
         tmp.chmod(0o755)
         tmp.rename(dest)
     except BaseException:

@@ -8,16 +8,17 @@ lists the environment differences that might explain any mismatch.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import UserError
+from app.rundir.layout import DATA_JSON, ENV_JSON, SPEC_JSON, read_run_json, stage_of
+from app.rundir.manifest import read_manifest, sealed_stage
 from app.rundir.paths import is_link, refuse_special
 from app.rundir.run_dir import refuse_symlinks
-from app.share.publish import read_manifest, recorded_hashes
-from app.share.replay_check import FileResult, compare_runs, stage_of
+from app.share.publish import recorded_hashes
+from app.share.replay_check import FileResult, compare_runs
 from app.spec.run_spec import RunSpec, load_spec
 
 LOCATION_KEYS = {"source"}  # data.json: where the data was read from, not what it is
@@ -49,10 +50,10 @@ def check_data(spec: RunSpec, src: Path) -> None:
     """Refuse to replay when the data here is not the data the run recorded."""
     from app.launch.stages import spec_data_fingerprint
 
-    recorded_path = src / "data.json"
+    recorded_path = src / DATA_JSON
     if not recorded_path.is_file():
         raise UserError(f"{recorded_path}: not found (the run recorded no data fingerprint)")
-    recorded, now = json.loads(recorded_path.read_text()), spec_data_fingerprint(spec)
+    recorded, now = read_run_json(recorded_path), spec_data_fingerprint(spec)
     keys = sorted(k for k in set(recorded) | set(now) if k not in LOCATION_KEYS and recorded.get(k) != now.get(k))
     if keys:
         raise UserError(f"{recorded_path}: the data here differs from the recorded fingerprint ({', '.join(keys)})")
@@ -72,11 +73,11 @@ def adopt_training(src: Path, spec: RunSpec, out: Path, manifest: dict) -> None:
         raise UserError(f"{src / bad[0]}: missing or does not match the manifest")
     run = open_spec_run(spec, out)
     try:
-        with run.stage("train", required_stages(spec)):
+        with sealed_stage(run, "train", required_stages(spec)):
             for rel in files:
                 run.file(rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src / rel, run.file(rel))
-            run.write_json("env.json", {"train": json.loads((src / "env.json").read_text())["train"]})
+            run.write_json(ENV_JSON, {"train": read_run_json(src / ENV_JSON)["train"]})
     finally:
         run.unlock()
 
@@ -97,9 +98,9 @@ def execute(spec: RunSpec, src: Path, out: Path, stages: list[str], manifest: di
 def env_differences(src: Path, dest: Path, stages: list[str]) -> list[str]:
     from app.env.fingerprint import diff_fingerprints, image_verdict, latest_env
 
-    if not (src / "env.json").is_file():
-        return ["env: the original recorded no env.json"]
-    old, new = json.loads((src / "env.json").read_text()), json.loads((dest / "env.json").read_text())
+    if not (src / ENV_JSON).is_file():
+        return [f"env: the original recorded no {ENV_JSON}"]
+    old, new = read_run_json(src / ENV_JSON), read_run_json(dest / ENV_JSON)
     lines = []
     for stage in stages:
         a, b = latest_env(old, stage), latest_env(new, stage)
@@ -121,14 +122,14 @@ def replay(
     src = Path(run_dir)
     refuse_symlinks(src)  # before reading anything from it: a link could read or write elsewhere
     refuse_special(src)
-    spec = load_spec(src / "spec.json")
-    manifest = read_manifest(src)
+    spec = load_spec(src / SPEC_JSON)
+    manifest = read_manifest(src, strict=True)
     stages = pick_stages(spec, stage)
     dest = Path(out) / run_name(spec)
     if dest.exists() or is_link(dest):
         raise UserError(f"{dest}: already exists; replay needs a fresh directory (another --out)")
     check_data(spec, src)
-    with stored_spec(spec, src / "spec.json", trust_remote_code, log):
+    with stored_spec(spec, src / SPEC_JSON, trust_remote_code, log):
         execute(spec, src, Path(out), stages, manifest, progress)
     files = compare_runs(src, dest, recorded_hashes(manifest), stages)
     return Replay(src, dest, files, env_differences(src, dest, stages))

@@ -15,28 +15,30 @@ from pathlib import Path
 from app.eval.evaluate import read_predictions, regrade
 from app.eval.metrics import summarize
 from app.rundir.jsonl import read_jsonl
-from app.rundir.layout import read_run_json
+from app.rundir.layout import (
+    DATA_JSON,
+    ENV_JSON,
+    EVAL_FILES,
+    EVAL_METRICS_JSON,
+    PREDICTIONS_JSONL,
+    SPEC_JSON,
+    TRAIN_LOG_JSONL,
+    TRAIN_METRICS_JSON,
+    read_run_json,
+    stage_of,
+)
 from app.rundir.run_dir import sha256_file
 from app.spec.run_spec import parse_spec
 
 # Fields that record time, place or process history, per file (dotted paths into the JSON object).
 VOLATILE = {
-    "train_log.jsonl": ("tokens_per_s", "elapsed_s"),
-    "train_metrics.json": ("wall_s", "tokens_per_s_session", "peak_rss_mb", "resumed_from_step", "model_source.path"),
-    "eval_metrics.json": ("wall_s", "tokens_per_s", "generated_tokens", "resumed_with", "model_source.path"),
-    "data.json": ("source",),
+    TRAIN_LOG_JSONL: ("tokens_per_s", "elapsed_s"),
+    TRAIN_METRICS_JSON: ("wall_s", "tokens_per_s_session", "peak_rss_mb", "resumed_from_step", "model_source.path"),
+    EVAL_METRICS_JSON: ("wall_s", "tokens_per_s", "generated_tokens", "resumed_with", "model_source.path"),
+    DATA_JSON: ("source",),
 }
-NOT_COMPARED = {"env.json"}  # the environment itself: reported as differences, not as a file verdict
-TRAIN_FILES = ("train_log.jsonl", "train_metrics.json", "train_curves.png")
-EVAL_FILES = ("predictions.jsonl", "eval_metrics.json")
-RECORD_KEY = {"train_log.jsonl": ("step", "log step"), "predictions.jsonl": ("id", "prediction id")}
-
-
-def stage_of(rel: str) -> str | None:
-    """'train' or 'eval' for a stage's own files; None for files every stage shares (spec, data)."""
-    if rel.startswith(("checkpoint/", "resume/")) or rel in TRAIN_FILES:
-        return "train"
-    return "eval" if rel in EVAL_FILES else None
+NOT_COMPARED = {ENV_JSON}  # the environment itself: reported as differences, not as a file verdict
+RECORD_KEY = {TRAIN_LOG_JSONL: ("step", "log step"), PREDICTIONS_JSONL: ("id", "prediction id")}
 
 
 @dataclass
@@ -100,17 +102,17 @@ def first_record_diff(rel: str, a: list[dict], b: list[dict]) -> str:
 def compare_content(rel: str, orig: Path, new: Path, regraded: list[dict] | None) -> FileResult:
     """Why two files with different bytes differ, or that they differ only in set-aside fields."""
     volatile = VOLATILE.get(rel, ())
-    if rel == "predictions.jsonl":
+    if rel == PREDICTIONS_JSONL:
         original = regraded if regraded is not None else read_predictions(orig)
         diff = first_record_diff(rel, original, read_predictions(new))
     elif rel.endswith(".jsonl"):
         diff = first_record_diff(rel, read_jsonl(orig), read_jsonl(new))
-    elif rel == "spec.json":
+    elif rel == SPEC_JSON:
         same = parse_spec(orig.read_text()).model_dump() == parse_spec(new.read_text()).model_dump()
         return FileResult(rel, "same", "same spec, written differently") if same else FileResult(rel, "differs")
     elif rel.endswith(".json"):
         a, b = read_run_json(orig, rel), read_run_json(new, rel)  # a damaged file: one line naming it
-        if rel == "eval_metrics.json" and regraded is not None:
+        if rel == EVAL_METRICS_JSON and regraded is not None:
             a = {**a, **summarize(regraded)}
         keys = differing_keys(drop(a, volatile), drop(b, volatile))
         diff = f"differing keys: {', '.join(keys)}" if keys else ""
@@ -143,11 +145,10 @@ def compare_file(rel: str, recorded: str, src: Path, new: Path, regraded: list[d
 
 def regraded_original(src: Path, current_grader: str) -> tuple[list[dict] | None, str | None]:
     """The original predictions regraded, when they were graded by another grader version."""
-    metrics = src / "eval_metrics.json"
-    recorded = read_run_json(metrics).get("grader_version") if metrics.is_file() else None
-    if recorded is None or recorded == current_grader or not (src / "predictions.jsonl").is_file():
+    recorded = read_run_json(src / EVAL_METRICS_JSON, missing_ok=True).get("grader_version")
+    if recorded is None or recorded == current_grader or not (src / PREDICTIONS_JSONL).is_file():
         return None, None
-    return regrade(read_predictions(src / "predictions.jsonl")), recorded
+    return regrade(read_predictions(src / PREDICTIONS_JSONL)), recorded
 
 
 def compare_runs(src: Path, new: Path, recorded: dict[str, str], stages: list[str]) -> list[FileResult]:

@@ -17,25 +17,37 @@ from urllib.parse import urlparse
 
 from app.errors import UserError
 from app.rundir.jsonl import read_jsonl
+from app.rundir.layout import (
+    DATA_JSON,
+    ENV_JSON,
+    EVAL_METRICS_JSON,
+    MANIFEST_JSON,
+    PREDICTIONS_JSONL,
+    SPEC_JSON,
+    TRAIN_CURVES_PNG,
+    TRAIN_LOG_JSONL,
+    TRAIN_METRICS_JSON,
+    read_run_json,
+)
+from app.rundir.manifest import read_manifest
 from app.rundir.paths import inside
 from app.rundir.run_dir import sha256_file
 from app.rundir.verify import verify_reads, warn
-from app.share.publish import read_manifest
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 INSTALL_HINT = "repro export mlflow needs the mlflow extra: pip install 'repro-gsm8k[mlflow]'"
 ARTIFACTS = (
-    "spec.json",
-    "data.json",
-    "env.json",
-    "manifest.json",
-    "train_metrics.json",
-    "eval_metrics.json",
-    "train_curves.png",
-    "predictions.jsonl",
+    SPEC_JSON,
+    DATA_JSON,
+    ENV_JSON,
+    MANIFEST_JSON,
+    TRAIN_METRICS_JSON,
+    EVAL_METRICS_JSON,
+    TRAIN_CURVES_PNG,
+    PREDICTIONS_JSONL,
 )
 # Every run file the export reads, verified against manifest.json (itself the root of trust).
-EXPORTED = (*(n for n in ARTIFACTS if n != "manifest.json"), "train_log.jsonl")
+EXPORTED = (*(n for n in ARTIFACTS if n != MANIFEST_JSON), TRAIN_LOG_JSONL)
 LOG_METRICS = ("loss", "lr", "grad_norm", "supervised_tokens", "tokens", "supervised_ratio", "padding_fraction")
 REPORT_FILES = ("report.md", "report.html", "report.json")
 BATCH = 500  # below MLflow's per-call limit of 1000 metrics
@@ -65,7 +77,7 @@ def flatten(obj: dict, prefix: str = "") -> dict:
 
 def spec_params(run: Path) -> dict[str, str]:
     """The recorded spec as MLflow params (strings; null, lists and text as JSON)."""
-    spec = json.loads((run / "spec.json").read_text())
+    spec = read_run_json(run / SPEC_JSON)
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in flatten(spec).items()}
 
 
@@ -79,22 +91,21 @@ def numeric(values: dict, prefix: str) -> dict[str, float]:
 def run_metrics(run: Path) -> list[tuple[str, float, int]]:
     """(key, value, step): the training curve per optimizer step, then the final train and eval metrics."""
     out = []
-    log = run / "train_log.jsonl"
-    for row in read_jsonl(log, torn_tail=False):
+    for row in read_jsonl(run / TRAIN_LOG_JSONL, torn_tail=False):
         out += [(k, float(row[k]), int(row["step"])) for k in LOG_METRICS if row.get(k) is not None]
-    for name, prefix in (("train_metrics.json", "train."), ("eval_metrics.json", "eval.")):
+    for name, prefix in ((TRAIN_METRICS_JSON, "train."), (EVAL_METRICS_JSON, "eval.")):
         if (run / name).is_file():
-            out += [(k, v, 0) for k, v in sorted(numeric(json.loads((run / name).read_text()), prefix).items())]
+            out += [(k, v, 0) for k, v in sorted(numeric(read_run_json(run / name), prefix).items())]
     return out
 
 
 def run_tags(run: Path) -> dict[str, str]:
     """Where the run came from and the sha256 of every recorded file (omitted ones included)."""
-    manifest = read_manifest(run)
+    manifest = read_manifest(run, strict=True)
     tags = {
         "repro.run_dir": run.resolve().name,
-        "repro.manifest_sha256": sha256_file(run / "manifest.json"),
-        "repro.spec_sha256": sha256_file(run / "spec.json"),
+        "repro.manifest_sha256": sha256_file(run / MANIFEST_JSON),
+        "repro.spec_sha256": sha256_file(run / SPEC_JSON),
     }
     tags.update({f"sha256.{rel}": sha for rel, sha in manifest["files"].items()})
     tags.update({f"sha256.{rel}": e["sha256"] for rel, e in manifest.get("omitted", {}).items()})
@@ -199,7 +210,7 @@ def export(
     Every run is checked first (a run directory, no links, each exported file as its manifest
     records it; app/rundir/verify.py), so nothing is written for a refused one."""
     for run in run_dirs:
-        read_manifest(Path(run))
+        read_manifest(Path(run), strict=True)
         verify_reads(Path(run), EXPORTED, allow_unverified, log)
     client = client_for(uri)
     exp_id = experiment_id(client, experiment, uri)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.inputs.gsm8k import FULL_SIZES
 from app.rundir.find import find_run_dir
-from app.rundir.layout import read_run_json
+from app.rundir.layout import EVAL_METRICS_JSON
 from app.rundir.run_dir import RunDir
 from app.spec.identity import RUN_PREFIX
 from app.spec.run_spec import HUB_DATASET, RunSpec, dump_spec, load_spec
@@ -220,7 +220,7 @@ def sweep(spec_paths: list[Path], runs_root: Path, retries: int = 1, log=print) 
 
 def summary_line(spec: RunSpec, runs_root: Path, state: str, attempts: int, wall: float, log) -> dict:
     run = RunDir(find_run_dir(spec, runs_root))
-    metrics = read_run_json(run.file("eval_metrics.json")) if run.file("eval_metrics.json").is_file() else {}
+    metrics = run.read_json(EVAL_METRICS_JSON, missing_ok=True)
     what = "skipped (complete)" if attempts == 0 else f"{state} after {attempts} attempt(s), {wall:.0f}s"
     acc = f" strict={metrics['strict_accuracy']:.3f} unclosed={metrics['unclosed_rate']:.3f}" if metrics else ""
     log(f"{spec.name}: {what}{acc}")

@@ -17,7 +17,16 @@ from app.eval.generate import engine_label
 from app.eval.grading import RATES
 from app.inputs.gsm8k import FULL_SIZES
 from app.rundir.jsonl import read_jsonl
-from app.rundir.layout import read_run_json
+from app.rundir.layout import (
+    DATA_JSON,
+    ENV_JSON,
+    EVAL_METRICS_JSON,
+    PREDICTIONS_JSONL,
+    SPEC_JSON,
+    TRAIN_LOG_JSONL,
+    TRAIN_METRICS_JSON,
+    read_run_json,
+)
 from app.rundir.run_dir import atomic_write_bytes, refuse_symlinks
 from app.rundir.verify import REPORT_FILES, verify_reads, warn
 from app.spec.identity import RUN_PREFIX
@@ -59,22 +68,21 @@ class Run:
 def load_run(path: Path, allow_unverified: bool = False, note=warn) -> Run:
     """Read what the report needs from one complete run directory, each file verified against its manifest."""
     refuse_symlinks(path)
-    if not (path / "eval_metrics.json").is_file():
-        raise UserError(f"{path}: no eval_metrics.json (run `repro eval` first)")
+    if not (path / EVAL_METRICS_JSON).is_file():
+        raise UserError(f"{path}: no {EVAL_METRICS_JSON} (run `repro eval` first)")
     unverified = verify_reads(path, REPORT_FILES, allow_unverified, note)
-    spec = load_spec(path / "spec.json")
-    log_path = path / "train_log.jsonl"
-    log = read_jsonl(log_path, torn_tail=False)
-    tm = path / "train_metrics.json"
+    spec = load_spec(path / SPEC_JSON)
+    log = read_jsonl(path / TRAIN_LOG_JSONL, torn_tail=False)
+    tm = path / TRAIN_METRICS_JSON
     return Run(
         path,
         spec,
-        read_run_json(path / "eval_metrics.json"),  # checked: a damaged file is one line naming it
+        read_run_json(path / EVAL_METRICS_JSON),  # checked: a damaged file is one line naming it
         read_run_json(tm) if tm.is_file() else None,
         log,
-        read_predictions(path / "predictions.jsonl"),
-        read_run_json(path / "env.json") if (path / "env.json").is_file() else {},
-        read_run_json(path / "data.json") if (path / "data.json").is_file() else {},
+        read_predictions(path / PREDICTIONS_JSONL),
+        read_run_json(path / ENV_JSON, missing_ok=True),
+        read_run_json(path / DATA_JSON, missing_ok=True),
         unverified,
     )
 

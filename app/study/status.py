@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.errors import one_line
 from app.launch.slurm import queue_states, submissions
-from app.rundir.layout import read_run_json
+from app.rundir.layout import EVAL_METRICS_JSON, PREDICTIONS_JSONL, SPEC_JSON, TRAIN_LOG_JSONL
 from app.rundir.run_dir import RunDir
 
 
@@ -40,7 +40,7 @@ def run_row(run: RunDir, jobs: dict[str, str], queued: dict[str, dict], now: flo
     """Everything `repro status` shows about one run, as plain values."""
     status = run.status()
     stages = status.get("stages", {})
-    metrics = read_run_json(run.file("eval_metrics.json")) if run.file("eval_metrics.json").is_file() else {}
+    metrics = run.read_json(EVAL_METRICS_JSON, missing_ok=True)
     train, ev = stages.get("train", {}), stages.get("eval", {})
     job = (status.get("slurm") or {}).get("job_id")
     submitted = queued.get(str(run.path.resolve()), {})
@@ -51,10 +51,10 @@ def run_row(run: RunDir, jobs: dict[str, str], queued: dict[str, dict], now: flo
         "run": run.path.name,
         "state": status["state"],
         "train": train.get("state") if "train" in status.get("required", ["train"]) else "-",
-        "train_step": count_lines(run.file("train_log.jsonl")),
+        "train_step": count_lines(run.file(TRAIN_LOG_JSONL)),
         "train_total": train.get("total_steps"),
         "eval": ev.get("state"),
-        "eval_done": metrics.get("n") or count_lines(run.file("predictions.jsonl")),
+        "eval_done": metrics.get("n") or count_lines(run.file(PREDICTIONS_JSONL)),
         "eval_total": ev.get("total_prompts") or metrics.get("n"),
         "strict_accuracy": metrics.get("strict_accuracy"),
         "unclosed_rate": metrics.get("unclosed_rate"),
@@ -68,9 +68,7 @@ def run_row(run: RunDir, jobs: dict[str, str], queued: dict[str, dict], now: flo
 def collect(runs_root: Path) -> list[dict]:
     """Rows for every run directory under `runs_root` (or for `runs_root` itself if it is one)."""
     root = Path(runs_root)
-    dirs = (
-        [root] if (root / "spec.json").is_file() else sorted(p for p in root.glob("*/") if (p / "spec.json").is_file())
-    )
+    dirs = [root] if (root / SPEC_JSON).is_file() else sorted(p for p in root.glob("*/") if (p / SPEC_JSON).is_file())
     parent = root.parent if dirs == [root] else root
     jobs, queued, now = queue_states(), submissions(parent.resolve()), time.time()
     rows = [run_row(RunDir(d), jobs, queued, now) for d in dirs]

@@ -13,7 +13,14 @@ from app.env.fingerprint import fingerprint, latest_env, lock_problems, record_e
 from app.env.versions import lock_pins
 from app.errors import IntegrityError, UserError
 from app.launch.stages import open_spec_run, train_stage
-from app.rundir.manifest import custody_problems, read_manifest, seal_write, trusted_resume, verify_run
+from app.rundir.manifest import (
+    custody_problems,
+    read_manifest,
+    seal_write,
+    sealed_stage,
+    trusted_resume,
+    verify_run,
+)
 from app.rundir.run_dir import RunDir, open_run, sha256_file
 from app.spec.run_spec import load_spec
 from tests.helpers import repro, snapshot
@@ -63,7 +70,7 @@ def test_tampered_checkpoint_between_train_and_eval_is_refused(tiny_spec, tmp_pa
 
 def test_unexpected_files_are_refused_only_where_no_stage_is_writing(tmp_path):
     run = open_run(tmp_path, "r", "ab" * 32, "{}")
-    with run.stage("train", ["train", "eval"]):
+    with sealed_stage(run, "train", ["train", "eval"]):
         run.write_text("checkpoint/model.bin", "weights")
     run.write_text("predictions.jsonl", '{"index": 0}\n')  # an unfinished eval's output
     assert custody_problems(run) == []
@@ -74,11 +81,11 @@ def test_unexpected_files_are_refused_only_where_no_stage_is_writing(tmp_path):
 
 def test_a_completed_stage_never_rehashes_earlier_files(tmp_path):
     run = open_run(tmp_path, "r", "cd" * 32, "{}")
-    with run.stage("train", ["train", "eval"]):
+    with sealed_stage(run, "train", ["train", "eval"]):
         run.write_text("a.txt", "original")
     sealed = read_manifest(run)["files"]["a.txt"]
     run.file("a.txt").write_text("changed during the next stage")
-    with run.stage("eval", ["train", "eval"]):
+    with sealed_stage(run, "eval", ["train", "eval"]):
         run.write_text("b.txt", "new")
     files = read_manifest(run)["files"]
     assert files["a.txt"] == sealed and "b.txt" in files
@@ -213,7 +220,7 @@ def test_audit_strict_fails_when_the_environment_differs(tmp_path, monkeypatch):
         "app.env.fingerprint.repo_lock_shas", lambda: {hashlib.sha256(lock.read_bytes()).hexdigest(): "x"}
     )
     run = open_run(tmp_path, "r", "12" * 32, "{}")
-    with run.stage("eval", ["eval"]):
+    with sealed_stage(run, "eval", ["eval"]):
         record_env(run, "eval")
     assert strict_problems(run.path) == []
     envs = json.loads(run.file("env.json").read_text())

@@ -4,8 +4,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from app.rundir.run_dir import sha256_file
-from tests.helpers import repro
+from tests.helpers import forked, killed, repro, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = next((REPO / "docs" / "cpu_study" / "runs").glob("cpu_orig_128-*"))
@@ -61,8 +63,6 @@ def test_rescore_write_refuses_a_file_that_differs_from_its_manifest(tmp_path):
 
 def test_a_kill_between_the_two_rewrites_leaves_a_run_that_audits_and_finishes(tmp_path, monkeypatch):
     """rescore --write seals each file through app/rundir/manifest.py: no stuck state after a kill (issue 20)."""
-    import pytest
-
     from app.eval.rescore import rescore_run
 
     run = old_style_copy(tmp_path)
@@ -80,3 +80,71 @@ def test_a_kill_between_the_two_rewrites_leaves_a_run_that_audits_and_finishes(t
     assert out.returncode == 0, out.stderr
     assert json.loads((run / "eval_metrics.json").read_text())["grader_version"] == "strict-v2"
     assert repro("audit", str(run)).returncode == 0
+
+
+# Every write `rescore --write` makes, in order: each file's seal is manifest (its new hash, the old
+# one still accepted), the file, manifest (the old hash dropped); `<point>:<hit>` as app/faults.py arms it.
+RESCORE_WRITES = [
+    f"{name}:{phase}:{hit}"
+    for name, hit in (
+        ("manifest.json", 1),
+        ("predictions.jsonl", 1),
+        ("manifest.json", 2),
+        ("manifest.json", 3),
+        ("eval_metrics.json", 1),
+        ("manifest.json", 4),
+    )
+    for phase in ("tmp", "renamed")
+]
+FROZEN = "2000-01-01T00:00:00Z"  # one clock for every attempt, so `rescored.at` and `updated_at` compare
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    monkeypatch.setattr("app.eval.rescore.now", lambda: FROZEN)
+    monkeypatch.setattr("app.rundir.manifest.now", lambda: FROZEN)
+
+
+@pytest.fixture
+def reference(tmp_path_factory, frozen_clock) -> dict:
+    """An uninterrupted rescore of the old-style copy: its files, and the fault points it passes."""
+    from app.eval.rescore import rescore_run
+    from app.faults import TRACE_ENV
+
+    run = old_style_copy(tmp_path_factory.mktemp("reference"))
+    trace = run.parent / "trace.txt"
+    assert forked({TRACE_ENV: str(trace)}, lambda: rescore_run(run)) == 0
+    return {"files": snapshot(run), "trace": trace.read_text().split()}
+
+
+def test_the_kill_points_are_every_write_of_a_rescore(reference):
+    """RESCORE_WRITES lists each write boundary a real `rescore --write` passes, none left out."""
+    seen: dict[str, int] = {}
+    passed = []
+    for point in reference["trace"]:
+        seen[point] = seen.get(point, 0) + 1
+        passed.append(f"{point}:{seen[point]}")
+    assert passed == RESCORE_WRITES
+
+
+@pytest.mark.parametrize("point", RESCORE_WRITES)
+def test_a_kill_at_any_write_of_a_rescore_audits_clean_or_resumes_to_the_same_bytes(
+    tmp_path, reference, frozen_clock, point
+):
+    """issue 20: `rescore --write` SIGKILLed at each write boundary leaves a run that audits clean (or
+    holds only the interrupted write's temp file), and a second `rescore --write` finishes it with the
+    bytes an uninterrupted rescore writes."""
+    from app.env.fingerprint import audit
+    from app.eval.rescore import rescore_run
+    from app.faults import ENV
+
+    run = old_style_copy(tmp_path)
+    assert killed({ENV: point}, lambda: rescore_run(run)), f"not killed at {point}"
+    problems = audit(run)[0]
+    if point.split(":")[1] == "tmp":  # killed before the rename: only its temp file is extra
+        assert len(problems) == 1 and "not in manifest.json (a hidden file)" in problems[0], problems
+    else:
+        assert problems == []
+    rescore_run(run)
+    assert audit(run)[0] == []
+    assert snapshot(run) == reference["files"]

@@ -1,6 +1,7 @@
 """`repro pending`: the stages the image path (docker/run.sh) still has to run, as `repro run` decides."""
 
 from app.launch.stages import pending_stages, run_name
+from app.rundir.manifest import sealed_stage
 from app.rundir.run_dir import RunDir
 from app.spec.run_spec import load_spec
 from tests.helpers import REPO, repro
@@ -8,7 +9,7 @@ from tests.helpers import REPO, repro
 
 def _mark(run: RunDir, *stages: str) -> None:
     for stage in stages:
-        with run.stage(stage, ["train", "eval"]):
+        with sealed_stage(run, stage, ["train", "eval"]):
             pass
 
 

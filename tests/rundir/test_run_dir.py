@@ -10,6 +10,7 @@ import pytest
 
 from app.env.fingerprint import audit, diff_fingerprints, fingerprint, image_verdict
 from app.errors import UserError
+from app.rundir.manifest import sealed_stage
 from app.rundir.run_dir import RunDir, atomic_write_bytes, hash_tree, open_run, safe_child
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ def test_run_name_cannot_escape_root(tmp_path):
 
 def test_stage_marks_complete_with_manifest(tmp_path):
     run = open_run(tmp_path, "r", "ab" * 32, "{}")
-    with run.stage("train", ["train"]):
+    with sealed_stage(run, "train", ["train"]):
         run.write_text("out.txt", "hello")
     status = run.status()
     assert status["state"] == "complete" and status["stages"]["train"]["finished_at"]
@@ -42,7 +43,7 @@ def test_stage_marks_complete_with_manifest(tmp_path):
 
 def test_stage_failure_is_marked_failed(tmp_path):
     run = open_run(tmp_path, "r", "cd" * 32, "{}")
-    with pytest.raises(RuntimeError), run.stage("eval", ["eval"]):
+    with pytest.raises(RuntimeError), sealed_stage(run, "eval", ["eval"]):
         raise RuntimeError("engine crashed\nsecond line")
     status = run.status()
     assert status["state"] == "failed"
@@ -69,7 +70,7 @@ def test_spec_mismatch_is_refused(tmp_path):
 
 def test_audit_names_a_changed_byte(tmp_path):
     run = open_run(tmp_path, "r", "34" * 32, "{}")
-    with run.stage("train", ["train"]):
+    with sealed_stage(run, "train", ["train"]):
         run.write_text("weights.bin", "0123456789")
         run.write_json("env.json", {"train": fingerprint()})
     problems, env = audit(run.path)

@@ -127,13 +127,14 @@ def test_first_differing_record_is_named():
 
 
 def test_restaging_a_published_run_keeps_its_omitted_records(tmp_path):
+    from app.rundir.manifest import sealed_stage
     from app.rundir.run_dir import RunDir
 
     run = RunDir(tmp_path)
     run.write_text("spec.json", "{}")
     omitted = {"checkpoint/model.safetensors": {"sha256": "a" * 64, "size": 3, "reason": "left out"}}
     run.write_json("manifest.json", {"files": {}, "omitted": omitted})
-    with run.stage("eval", ["eval"]):  # e.g. a rescore rewriting metrics in a published run
+    with sealed_stage(run, "eval", ["eval"]):  # e.g. a rescore rewriting metrics in a published run
         run.write_text("eval_metrics.json", "{}")
     manifest = json.loads(run.file("manifest.json").read_text())
     assert manifest["omitted"] == omitted and set(manifest["files"]) == {"spec.json", "eval_metrics.json"}

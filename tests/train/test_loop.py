@@ -178,7 +178,7 @@ def test_checkpoint_rope_theta_survives_both_transformers_generations(tmp_path, 
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from app.inputs.random_init import model_config
-    from app.train.loop import save_checkpoint
+    from app.train.checkpoint import save_checkpoint
 
     model = AutoModelForCausalLM.from_config(model_config("tiny-llama", vocab_size=len(tokenizer)))  # theta 1e5
     save_checkpoint(model, tokenizer, tmp_path / "ckpt")

@@ -1,4 +1,5 @@
-"""A run given by name or unique prefix resolves to its `<name>-<hash8>` directory; anything else is one line."""
+"""Finding runs (app/rundir/find.py): a run given by name or unique prefix resolves to its `<name>-<hash8>`
+directory (anything else is one line), and a spec finds its own directory."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from app.errors import UserError
-from app.rundir.by_name import resolve_run
-from tests.helpers import repro
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_run"
-RUN = "old_tiny-40935497"
+from app.rundir.find import find_run_dir, resolve_run
+from app.rundir.run_dir import run_dir_name
+from app.spec.run_spec import parse_spec, spec_hash
+from tests.helpers import FIXTURE, RUN, repro
 
 
 @pytest.fixture
@@ -80,3 +80,12 @@ def test_audit_prints_its_verdict_first_and_environment_details_on_request(tmp_p
     count = int(summary[0].split()[1])
     assert len(full) == len(lines) - 1 + count + 6  # every differing field, and the 6 omitted files
     assert full[0] == lines[0] and sum(line.startswith("omitted checkpoint/") for line in full) == 6
+
+
+def test_a_spec_finds_its_directory_else_names_a_new_one(tmp_path):
+    shutil.copytree(FIXTURE / RUN, tmp_path / RUN)
+    spec = parse_spec((FIXTURE / RUN / "spec.json").read_text())
+    assert find_run_dir(spec, tmp_path) == tmp_path / RUN
+    other = spec.model_copy(update={"seed": spec.seed + 1})
+    assert find_run_dir(other, tmp_path) == tmp_path / run_dir_name(other.name, spec_hash(other))
+    assert find_run_dir(spec, tmp_path / "none") == tmp_path / "none" / run_dir_name(spec.name, spec_hash(spec))
