@@ -220,3 +220,16 @@ def test_committed_study_metrics_reproduce_with_the_current_grader(run):
     assert set(recorded) - SESSION_FACTS <= set(current), "a recorded metric is no longer computed"
     for key in set(recorded) - SESSION_FACTS:
         assert recorded[key] == current[key], key
+
+
+def test_committed_report_regenerates_byte_identical(tmp_path, monkeypatch):
+    """The published CPU study's report, every figure and report.json, rebuilt from its 20 committed runs."""
+    from app.study.report import build_report
+
+    monkeypatch.chdir(REPO)  # the report names runs as given: as docs/cpu_study/README.md's command did
+    runs = [run.relative_to(REPO) for run in STUDY_RUNS]
+    build_report(runs, tmp_path, "GSM8K SFT study, CPU scale (SmolLM2-135M)", False, 0.02, False, False, print)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert "report.json" in written and len(written) >= 9
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (REPO / "docs" / "cpu_study" / name).read_bytes(), name
