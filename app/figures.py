@@ -1,4 +1,6 @@
-"""Matplotlib figures as reproducible PNG bytes (Agg, no timestamps): training curves and the report's figures."""
+"""Matplotlib figures as reproducible PNG bytes (Agg, no timestamps): the training curves a stage writes, and
+the figure and PNG helpers the report's figures are drawn with (app/study/render.py).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (8, 3.2
 def to_png(plt, fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    # A fixed date keeps the PNG bytes reproducible for the manifest.
+    # No software or creation-time metadata: the PNG bytes stay reproducible for the manifest.
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None, "Creation Time": None})
     plt.close(fig)
     return buf.getvalue()

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real SmolLM2 tokenizer, a tiny random llama using it, and GSM8K paths."""
+"""Shared fixtures: GSM8K paths, the real SmolLM2 tokenizer, a tiny random llama using it and a tiny Qwen2,
+a spec factory on them, and one complete tiny run per session."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The `repro` command line: thin commands that parse arguments, call one stage and map user errors to exit 2.
 
-One module per command group, registered here in workflow order (prepare, run, check, report;
+One module per command group, registered here in workflow order (prepare, runs, check, report;
 environment): `common` holds the typer app and what the groups share. Heavy imports (torch,
 transformers, vLLM) happen inside the commands that need them, so `repro --help` starts fast.
 """

@@ -1,3 +1,3 @@
-"""The environment a stage runs in: fingerprint, lockfiles and their checks, the NVIDIA driver floor,
-numeric determinism settings.
+"""The environment a stage runs in: fingerprint, package versions and lock pins, lockfiles and their checks,
+the NVIDIA driver floor, numeric determinism settings.
 """

@@ -184,8 +184,8 @@ def run_eval(
 ) -> tuple[list[dict], dict]:
     """The eval stage's core: the spec's rows as prompt ids, its backend, generation, grading, metrics.
 
-    `journal` and `determinism` come from the stage: the custody log of predictions.jsonl and the
-    numeric settings it applied (recorded in eval_metrics.json)."""
+    `journal` and `determinism` come from the stage: the manifest's log of predictions.jsonl (PartialLog)
+    and the numeric settings it applied (recorded in eval_metrics.json)."""
     from transformers import AutoTokenizer
 
     from app.eval.generate import GenSettings, open_generator
@@ -220,7 +220,7 @@ def run_eval(
 def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool, journal=None) -> dict:
     """Run generation with a progress bar; returns wall time and throughput of this session.
 
-    `journal` (custody.PartialLog) keeps only the recorded prefix of an earlier attempt's file and
+    `journal` (app/rundir/manifest.py PartialLog) keeps only the recorded prefix of an earlier attempt's file and
     records the file after every chunk, so a resumed eval trusts nothing it cannot verify."""
     from app.progress import Reporter
 

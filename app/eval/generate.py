@@ -61,7 +61,7 @@ class GenSettings:
     seed: int
     max_model_len: int
     revision: str | None = None
-    trust_remote_code: bool = False  # app/remote_code.allowed(spec), never the spec's field: tokenizer, model, vLLM
+    trust_remote_code: bool = False  # inputs/remote_code.allowed(spec), never the spec's field: tokenizer, model, vLLM
 
 
 class VllmGenerator:
@@ -184,7 +184,7 @@ class HfGenerator:
         gc.collect()
 
 
-# The eval backends: spec.EvalSpec.backend offers exactly these names, and app/env/fingerprint.py
+# The eval backends: app/spec/run_spec.py EvalSpec.backend offers exactly these names, and app/env/fingerprint.py
 # BACKEND_PACKAGES names their distributions for env.json and the report's engine column (both tested).
 BACKENDS = {"vllm": VllmGenerator, "hf": HfGenerator}
 

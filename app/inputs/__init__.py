@@ -1,3 +1,3 @@
-"""What a run starts from: GSM8K rows, prompt templates, model weights (local, embedded, hub), randomly
-initialised models.
+"""What a run starts from: GSM8K rows and their canonical numbers, prompt templates, model weights (local,
+embedded, hub) and the cache that holds them, randomly initialised models, who may turn on remote code.
 """

@@ -56,7 +56,7 @@ def open_spec_run(spec: RunSpec, runs_root: Path) -> RunDir:
 
     A reopened directory must still match its manifest (exit 1) and its data files data.json
     (exit 2); both are checked before anything is written."""
-    path = find_run_dir(spec, runs_root)  # may be a directory made under an older spec schema
+    path = find_run_dir(spec, runs_root)  # may be a directory named under an older hash
     # Missing or bad data is the user's to fix before anything exists: no directory left behind as `new`.
     data = None if (path / DATA_JSON).is_file() else spec_data_fingerprint(spec)
     same = partial(same_run, spec=spec)

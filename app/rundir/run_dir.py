@@ -162,7 +162,7 @@ def hash_tree(root: Path, known: dict[str, str] | None = None) -> dict[str, str]
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if p.is_symlink() or not p.is_file():  # a link is never hashed as its target (custody reports it)
+        if p.is_symlink() or not p.is_file():  # a link is never hashed as its target (custody_problems reports it)
             continue
         if rel.parts[0] in TRANSIENT_DIRS or p.name in VOLATILE_FILES or p.name.startswith("."):
             continue

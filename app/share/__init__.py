@@ -1,3 +1,3 @@
-"""Run directories between people: publishing a bundle, replaying one and comparing the result with the
-record.
+"""Run directories between people: publishing a bundle, auditing one, replaying one and comparing the
+result with the record.
 """

@@ -1,3 +1,3 @@
-"""The study: the experiment matrix, comparability, statistics and criteria, the report with its
-figures, sweep status, exports.
+"""The study: the experiment matrix and its sweep, comparability, statistics and criteria, `repro compare`,
+the report with its figures, sweep status, exports.
 """

@@ -79,7 +79,7 @@ def paired_interval(a: list[bool], b: list[bool], z: float = 1.959964) -> tuple[
 
 
 def rate_changes(a: RunOutcome, b: RunOutcome, ids: list[str]) -> dict[str, tuple[float, float]]:
-    """Every rate of app/answer.RATES on the paired items, baseline → candidate."""
+    """Every rate of app/eval/grading.RATES on the paired items, baseline → candidate."""
     share = lambda run, r: sum(run.status[i] in r.statuses for i in ids) / len(ids)  # noqa: E731
     return {r.key: (share(a, r), share(b, r)) for r in RATES}
 

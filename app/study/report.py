@@ -1,6 +1,6 @@
 """`repro report`: one table, plots, criteria verdicts and environments from many run directories.
 
-Writes report.md (with PNGs beside it) and a self-contained report.html (PNGs inlined).
+Writes report.md (with PNGs beside it), a self-contained report.html (PNGs inlined) and report.json.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def build_report(
     allow_unverified: bool = False,
     note=warn,
 ) -> Path:
-    """Write report.md, report.html and the figures into `out`."""
+    """Write report.md, report.html, report.json and the figures into `out`."""
     from app.study import render as report_render
 
     runs = [load_run(Path(p), allow_unverified, note) for p in run_dirs]

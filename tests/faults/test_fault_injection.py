@@ -40,7 +40,7 @@ def traced(tmp: Path, fn) -> Counter:
 
 def comparable(run: Path, stage: str) -> dict[str, object]:
     """What must match an uninterrupted run: hashes of the checkpoint and predictions, logs and
-    metrics with their timing fields (app/replay_diff.VOLATILE) set aside."""
+    metrics with their timing fields (app/share/replay_check.VOLATILE) set aside."""
     out: dict[str, object] = {}
     if stage == "train":
         out |= {p.relative_to(run).as_posix(): sha256_file(p) for p in sorted((run / "checkpoint").iterdir())}

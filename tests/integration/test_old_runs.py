@@ -95,7 +95,7 @@ def test_old_run_rescores_audits_and_reports(old, tmp_path):
 
 
 def test_lookup_finds_a_run_made_under_an_older_hash(old, tmp_path):
-    """A field added later changes every hash: the directory an older schema named is still found."""
+    """A directory named by an older hash (made before a schema or hashing-rule change) is still found."""
     spec_path, run = old
     spec = load_spec(spec_path)
     older = run.with_name("old_tiny-0badc0de")  # as if the hash had differed when it was made

@@ -1,7 +1,7 @@
 """app/rundir/layout.py owns the run directory's file names and reads its records.
 
-Outside app/rundir/ no module of app/ spells a run-directory file name (app/cli/ is exempt while it is
-split into modules; app/faults.py builds fault point names from them, checked against layout below)."""
+Outside app/rundir/ no module of app/ spells a run-directory file name (app/cli/ included; app/faults.py
+builds fault point names from them, checked against layout below)."""
 
 from __future__ import annotations
 
