@@ -16,7 +16,7 @@ from typing import Protocol
 from app.env.fingerprint import BACKEND_PACKAGES, ENGINE_PACKAGES
 from app.env.versions import installed_version
 from app.inputs.cache import cache_root
-from app.inputs.models import stop_token_ids
+from app.inputs.prompts import stop_token_ids
 
 
 @dataclass(frozen=True)

@@ -184,12 +184,3 @@ def save_gguf_tokenizer(gguf: Path, out: Path) -> None:
 def embedded_tokenizer_dir() -> Path:
     """Just the embedded model's tokenizer (seconds, no weights), cached as a directory."""
     return cached_build("tokenizers", "tokenizer.json", save_gguf_tokenizer)
-
-
-def stop_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
-    """The tokenizer's EOS first, then any other EOS ids of the generation config, without repeats.
-
-    Training writes them into every checkpoint's generation config and the HF backend stops at each
-    (Qwen2.5-Math lists <|im_end|> and <|endoftext|>), as vLLM does."""
-    listed = generation_eos if isinstance(generation_eos, list) else [generation_eos]
-    return list(dict.fromkeys(t for t in [tokenizer_eos, *listed] if t is not None))

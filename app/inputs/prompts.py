@@ -1,4 +1,4 @@
-"""Versioned prompt and target templates, shared by training and evaluation.
+"""Versioned prompt and target templates, shared by training and evaluation, and where generation stops.
 
 Pure: changing a template changes its hash, which lands in every run's metadata.
 """
@@ -80,3 +80,12 @@ def answer_span_start(template: Template, target: str) -> int:
     if pos < 0:
         raise UserError(f"template {template.id}: target has no <answer> span")
     return pos
+
+
+def stop_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> list[int]:
+    """The tokenizer's EOS first, then any other EOS ids of the generation config, without repeats.
+
+    Training writes them into every checkpoint's generation config and the HF backend stops at each
+    (Qwen2.5-Math lists <|im_end|> and <|endoftext|>), as vLLM does."""
+    listed = generation_eos if isinstance(generation_eos, list) else [generation_eos]
+    return list(dict.fromkeys(t for t in [tokenizer_eos, *listed] if t is not None))

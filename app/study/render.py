@@ -45,7 +45,7 @@ def _base_line(ax, runs, key: str) -> None:
             ax.axhline(r.metrics[key], ls="--", color="grey", lw=1, label="base model")
 
 
-def accuracynew_figure(runs, reference: bool = False) -> bytes:
+def accuracy_figure(runs, reference: bool = False) -> bytes:
     """Strict and diagnostic accuracy against training size per group, with Wilson intervals."""
     plt, fig, (ax_s, ax_d) = new_figure(1, 2, (10, 3.6))
     for group, rs in _by_group(runs).items():
@@ -69,7 +69,7 @@ def accuracynew_figure(runs, reference: bool = False) -> bytes:
     return to_png(plt, fig)
 
 
-def failurenew_figure(runs) -> bytes:
+def failure_figure(runs) -> bytes:
     """Unclosed (any cause), truncated and unparsable rates against training size per group."""
     plt, fig, axes = new_figure(1, 3, (12, 3.4))
     for ax, key in zip(axes, ("unclosed_rate", "truncated_rate", "unparsable_rate")):
@@ -82,7 +82,7 @@ def failurenew_figure(runs) -> bytes:
     return to_png(plt, fig)
 
 
-def budgetnew_figure(runs) -> bytes | None:
+def budget_figure(runs) -> bytes | None:
     """Epoch-based orig against the budget-matched arms (equal steps, equal tokens), side by side.
 
     A budget arm gives every smaller size the budget of the largest size's one epoch, so at the
@@ -106,7 +106,7 @@ def budgetnew_figure(runs) -> bytes | None:
     return to_png(plt, fig)
 
 
-def lengthnew_figure(runs) -> bytes:
+def length_figure(runs) -> bytes:
     """Histograms of generated tokens, one step line per run."""
     plt, fig, ax = new_figure(1, 1, (8, 3.4))
     top = max((r.metrics.get("gen_tokens_max") or 1) for r in runs)
@@ -118,7 +118,7 @@ def lengthnew_figure(runs) -> bytes:
     return to_png(plt, fig)
 
 
-def curvesnew_figure(runs) -> bytes:
+def curves_figure(runs) -> bytes:
     """Training loss and LR against optimizer step for every trained run."""
     plt, fig, (ax_l, ax_r) = new_figure(1, 2, (10, 3.4))
     for r in runs:
@@ -132,7 +132,7 @@ def curvesnew_figure(runs) -> bytes:
     return to_png(plt, fig)
 
 
-def lrnew_figure(runs) -> bytes | None:
+def lr_figure(runs) -> bytes | None:
     """The LR sweep: answer-only cosine runs (B, C, lr) at the sweep size, against LR."""
     sizes = {r.size for r in runs if r.group == "lr"}
     sweep = sorted((r for r in runs if r.group in ("B", "C", "lr") and r.size in sizes), key=lambda r: r.spec.train.lr)
@@ -149,16 +149,16 @@ def lrnew_figure(runs) -> bytes | None:
 
 def figures(runs, reference: bool = False) -> dict[str, bytes]:
     out = {
-        "accuracy.png": accuracynew_figure(runs, reference),
-        "failures.png": failurenew_figure(runs),
-        "lengths.png": lengthnew_figure(runs),
+        "accuracy.png": accuracy_figure(runs, reference),
+        "failures.png": failure_figure(runs),
+        "lengths.png": length_figure(runs),
     }
-    budget = budgetnew_figure(runs)
+    budget = budget_figure(runs)
     if budget is not None:
         out["budget.png"] = budget
     if any(r.log for r in runs):
-        out["curves.png"] = curvesnew_figure(runs)
-    lr = lrnew_figure(runs)
+        out["curves.png"] = curves_figure(runs)
+    lr = lr_figure(runs)
     if lr is not None:
         out["lr_sweep.png"] = lr
     return out

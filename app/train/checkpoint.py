@@ -166,7 +166,7 @@ def save_checkpoint(model, tokenizer, out: Path) -> None:
     The generation config keeps every EOS the base model stops at (Qwen2.5-Math lists two) and adds
     the tokenizer's, which ends every training target.
     """
-    from app.inputs.models import stop_token_ids
+    from app.inputs.prompts import stop_token_ids
 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,4 @@
-from app.inputs.prompts import R1_ZERO_V1, answer_span_start, rationale, render_prompt, render_target
+from app.inputs.prompts import R1_ZERO_V1, answer_span_start, rationale, render_prompt, render_target, stop_token_ids
 
 ANSWER = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
 
@@ -21,3 +21,9 @@ def test_rationale_keeps_lines():
 
 def test_template_hash_is_stable_and_versioned():
     assert len(R1_ZERO_V1.sha256) == 64 and R1_ZERO_V1.id == "r1_zero_v1"
+
+
+def test_stop_token_ids_put_the_tokenizer_eos_first_without_repeats():
+    assert stop_token_ids([151645, 151643], 151643) == [151643, 151645]  # Qwen2.5-Math lists two EOS
+    assert stop_token_ids(2, 2) == [2] and stop_token_ids([5], None) == [5]
+    assert stop_token_ids(None, 0) == [0]  # id 0 is a token, not a missing one
