@@ -190,7 +190,7 @@ def build_report(
     note=warn,
 ) -> Path:
     """Write report.md, report.html, report.json and the figures into `out`."""
-    from app.study import render as report_render
+    from app.study import render
 
     runs = [load_run(Path(p), allow_unverified, note) for p in run_dirs]
     if not runs:
@@ -203,7 +203,7 @@ def build_report(
     criteria = evaluate_criteria(outcomes, trained, fix_sizes, margin)
     extra = extra_comparisons(outcomes, fix_sizes) + decode_comparisons(runs)
     env_rows, warnings = env_summary(runs)
-    figures = report_render.figures(runs, reference)
+    figures = render.figures(runs, reference)
     out.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         atomic_write_bytes(out / name, png)
@@ -218,9 +218,9 @@ def build_report(
         "figures": list(figures),
         "runs": [str(r.path) for r in runs],
     }
-    atomic_write_bytes(out / "report.md", report_render.markdown(doc).encode())
+    atomic_write_bytes(out / "report.md", render.markdown(doc).encode())
     inlined = {n: "data:image/png;base64," + base64.b64encode(png).decode() for n, png in figures.items()}
-    atomic_write_bytes(out / "report.html", report_render.html_page(doc, inlined).encode())
+    atomic_write_bytes(out / "report.html", render.html_page(doc, inlined).encode())
     atomic_write_bytes(out / "report.json", json.dumps(jsonable(doc), indent=2, default=str).encode())
     return out / "report.md"
 
