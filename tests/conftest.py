@@ -1,5 +1,5 @@
 """Shared fixtures: GSM8K paths, the real SmolLM2 tokenizer, a tiny random llama using it and a tiny Qwen2,
-a spec factory on them, and one complete tiny run per session."""
+a spec factory on them (and an eval-only spec from it), and one complete tiny run per session."""
 
 from __future__ import annotations
 
@@ -105,6 +105,16 @@ def tiny_spec(tmp_path, tiny_model_dir, mini_gsm8k):
         )
 
     return make
+
+
+@pytest.fixture
+def base_spec(tiny_spec, tmp_path):
+    """An eval-only spec (no train section) on the tiny model."""
+    path = tiny_spec(name="base")
+    raw = json.loads(path.read_text())
+    raw.pop("train")
+    path.write_text(json.dumps(raw))
+    return path
 
 
 @pytest.fixture(scope="session")

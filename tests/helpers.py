@@ -1,4 +1,5 @@
-"""Shared test helpers: running `repro`, snapshots, the committed old run, forked kills, compose files.
+"""Shared test helpers: running `repro`, snapshots, the committed old run, forked kills, compose files, a
+crafted pickle.
 
 Test files import shared pieces from here (or take conftest.py fixtures), never from each other.
 """
@@ -82,3 +83,24 @@ def services(*files: str) -> dict:
     env = {**os.environ, "SPEC": "specs/x.json"}
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=True, env=env)
     return json.loads(out.stdout)["services"]
+
+
+class Payload:
+    """Unpickling this calls open(marker, "w"): a file appears if and only if the pickle's code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def crafted(marker: Path) -> bytes:
+    """A file in torch.save's own format whose unpickling would create `marker`."""
+    import torch
+
+    buf = Path(str(marker) + ".src")
+    torch.save(Payload(marker), buf)
+    data = buf.read_bytes()
+    buf.unlink()
+    return data

@@ -1,4 +1,5 @@
-"""The command line as a whole: every command of `repro` answers `--help` and has one happy path.
+"""The command line as a whole: every command of `repro` answers `--help` and has one happy path;
+`repro --version`.
 
 Commands are read from the typer app itself, so a new command is covered at once: its `--help` is
 checked, and the test fails until it has a happy path in HAPPY or a reason in SKIP_HAPPY.
@@ -272,3 +273,10 @@ def test_every_command_has_a_happy_path_or_a_reason():
         "no such command": sorted((set(HAPPY) | set(SKIP_HAPPY)) - leaves),
     }
     assert not set(HAPPY) & set(SKIP_HAPPY)
+
+
+def test_version():
+    from app import __version__
+
+    out = repro("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"repro {__version__}"

@@ -1,4 +1,5 @@
-"""`repro rescore RUN_DIR --write` on copies of a committed CPU-study run (real outputs, no model)."""
+"""`repro rescore`: on an eval of the tiny model, on hand-written predictions files, and `--write` on copies of
+a committed CPU-study run (real outputs, no model)."""
 
 import json
 import shutil
@@ -6,11 +7,67 @@ from pathlib import Path
 
 import pytest
 
+from app.launch.stages import eval_stage
 from app.rundir.run_dir import sha256_file
+from app.spec.run_spec import load_spec
 from tests.helpers import forked, killed, repro, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = next((REPO / "docs" / "cpu_study" / "runs").glob("cpu_orig_128-*"))
+
+
+def test_rescore_reproduces_eval_metrics(base_spec, tmp_path):
+    run, metrics = eval_stage(load_spec(base_spec), tmp_path, progress=False)
+    out = repro("rescore", str(run.path), "--json")
+    assert out.returncode == 0, out.stderr
+    rescored = json.loads(out.stdout)
+    for key, value in rescored.items():
+        assert metrics[key] == value, key
+    assert rescored["grader_version"] == "strict-v2"
+
+
+def test_rescore_a_minimal_predictions_file(tmp_path):
+    pred = tmp_path / "p.jsonl"
+    rows = [
+        {"id": "a", "output": "<answer>3</answer>", "gold": "3", "finish_reason": "stop", "n_tokens": 5},
+        {"id": "b", "output": "it is 4", "gold": "4", "finish_reason": "length", "n_tokens": 9},
+    ]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = json.loads(repro("rescore", str(pred), "--json").stdout)
+    assert out["strict_accuracy"] == 0.5 and out["truncated_rate"] == 0.5 and out["diagnostic_accuracy"] == 1.0
+    pred.write_text('{"id": "a"}\n{"id": "b"}\n')
+    bad = repro("rescore", str(pred))
+    assert bad.returncode == 2 and f"{pred}:1: missing field(s) output, gold, finish_reason" in bad.stderr
+
+
+def test_rescore_counts_every_missing_close_tag_as_unclosed(tmp_path):
+    """Half the outputs hit the token cap without </answer>: unclosed_rate is 0.5, all of it truncated."""
+    pred = tmp_path / "p.jsonl"
+    closed = {"output": "so 3 </think> <answer> 3 </answer>", "finish_reason": "stop"}
+    capped = {"output": "so 3 + 4 = 7 and then", "finish_reason": "length"}
+    rows = [{"id": f"q{i}", "gold": "3", "n_tokens": 9, **(capped if i % 2 else closed)} for i in range(10)]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = json.loads(repro("rescore", str(pred), "--json").stdout)
+    assert out["unclosed_rate"] == 0.5 and out["truncated_rate"] == 0.5 and out["unclosed_eos_rate"] == 0.0
+    assert out["format_fail_rate"] == 0.5 and out["strict_accuracy"] == 0.5
+
+
+def test_rescore_normalises_a_hand_written_gold(tmp_path):
+    pred = tmp_path / "p.jsonl"
+    rows = [
+        {"id": "a", "output": "<answer>18</answer>", "gold": "18.0", "finish_reason": "stop"},
+        {"id": "b", "output": "<answer>1080</answer>", "gold": "1,080", "finish_reason": "stop"},
+        {"id": "c", "output": "<answer>-5</answer>", "gold": "\u22125", "finish_reason": "stop"},
+        {"id": "d", "output": "<answer>17</answer>", "gold": "18.0", "finish_reason": "stop"},
+    ]
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = json.loads(repro("rescore", str(pred), "--json").stdout)
+    assert out["strict_correct"] == 3 and out["status_counts"]["wrong"] == 1
+    with pred.open("a") as fh:  # an unclosed output: nothing parsed, shown as – (never Python's None)
+        fh.write(json.dumps({"id": "e", "output": "so <answer>", "gold": "3", "finish_reason": "length"}) + "\n")
+    table = repro("rescore", str(pred)).stderr
+    row = next(line for line in table.splitlines() if "│ e " in line)
+    assert "None" not in table and [c.strip() for c in row.split("│")][4:6] == ["–", "–"], row
 
 
 def old_style_copy(tmp_path: Path) -> Path:

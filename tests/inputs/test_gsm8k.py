@@ -120,3 +120,19 @@ def test_validate_and_loader_agree_on_good_rows(tmp_path, text):
     assert [r.id for r in load_split(str(data_dir), "train")] == ["train-00000", "train-00001"]
     out = _validate(tmp_path, data_dir)
     assert out.returncode == 0 and out.stdout.startswith("OK "), out.stderr
+
+
+def test_data_problems_are_reported(tmp_path, mini_gsm8k):
+    too_big = tmp_path / "big.json"
+    too_big.write_text(
+        json.dumps({"name": "x", "data": {"source": str(mini_gsm8k), "train_size": 49}, "train": {"epochs": 1}})
+    )
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "nope")}, "train": {"epochs": 1}}))
+    eval_only = tmp_path / "eval_only.json"
+    eval_only.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "gone")}}))
+    out = repro("validate", str(too_big), str(missing), str(eval_only))
+    assert out.returncode == 2
+    assert f"{eval_only}: data.source: directory" in out.stderr
+    assert "data.train_size: 49 is larger than the 48 training rows" in out.stderr
+    assert "data.source: directory" in out.stderr

@@ -5,22 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from app.errors import IntegrityError
 from app.rundir.manifest import record_resume
 from app.rundir.run_dir import RunDir
-from tests.helpers import repro, snapshot
-
-
-class Payload:
-    """Unpickling this calls open(marker, "w"): a file appears if and only if the pickle's code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
+from tests.helpers import crafted, repro, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +34,6 @@ def cut_run(tmp_path_factory, tiny_model_dir, mini_gsm8k) -> tuple[Path, Path]:
     saved = sorted(p.name for p in (run / "resume" / "step-000002").iterdir())
     assert saved == ["model.pt", "optimizer.pt", "rng.json"]
     return spec, run
-
-
-def crafted(marker: Path) -> bytes:
-    """A file in torch.save's own format whose unpickling would create `marker`."""
-    buf = Path(str(marker) + ".src")
-    torch.save(Payload(marker), buf)
-    data = buf.read_bytes()
-    buf.unlink()
-    return data
 
 
 def copy_of(cut_run, tmp_path) -> tuple[Path, Path]:
@@ -97,19 +76,6 @@ def test_crafted_pickle_is_refused_even_when_the_manifest_vouches_for_it(cut_run
     assert not marker.exists()
     assert snapshot(run / "resume") == resume_before
     assert json.loads((run / "status.json").read_text())["stages"]["train"]["state"] == "failed"
-
-
-def test_load_tensors_refuses_a_pickle_in_process(tmp_path):
-    from app.train.checkpoint import load_tensors
-
-    marker = tmp_path / "PWNED"
-    path = tmp_path / "model.pt"
-    path.write_bytes(crafted(marker))
-    with pytest.raises(IntegrityError, match=f"^{path}: not a plain tensor file"):
-        load_tensors(path)
-    assert not marker.exists()
-    torch.save({"w": torch.ones(2)}, path)
-    assert torch.equal(load_tensors(path)["w"], torch.ones(2))
 
 
 def test_untouched_cut_run_still_resumes(cut_run, tmp_path):

@@ -126,20 +126,6 @@ def test_first_differing_record_is_named():
     assert drop({"a": {"path": 1, "b": 2}, "c": 3}, ("a.path", "c")) == {"a": {"b": 2}}
 
 
-def test_restaging_a_published_run_keeps_its_omitted_records(tmp_path):
-    from app.rundir.manifest import sealed_stage
-    from app.rundir.run_dir import RunDir
-
-    run = RunDir(tmp_path)
-    run.write_text("spec.json", "{}")
-    omitted = {"checkpoint/model.safetensors": {"sha256": "a" * 64, "size": 3, "reason": "left out"}}
-    run.write_json("manifest.json", {"files": {}, "omitted": omitted})
-    with sealed_stage(run, "eval", ["eval"]):  # e.g. a rescore rewriting metrics in a published run
-        run.write_text("eval_metrics.json", "{}")
-    manifest = json.loads(run.file("manifest.json").read_text())
-    assert manifest["omitted"] == omitted and set(manifest["files"]) == {"spec.json", "eval_metrics.json"}
-
-
 def test_a_changed_omitted_checkpoint_hash_fails_a_train_replay(tiny_run, tmp_path):
     from app.share.publish import publish
 

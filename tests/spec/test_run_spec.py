@@ -67,22 +67,6 @@ def test_malformed_spec_exit_2_one_line(case, tmp_path):
     assert needle in out.stderr and "Traceback" not in out.stderr
 
 
-def test_data_problems_are_reported(tmp_path, mini_gsm8k):
-    too_big = tmp_path / "big.json"
-    too_big.write_text(
-        json.dumps({"name": "x", "data": {"source": str(mini_gsm8k), "train_size": 49}, "train": {"epochs": 1}})
-    )
-    missing = tmp_path / "missing.json"
-    missing.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "nope")}, "train": {"epochs": 1}}))
-    eval_only = tmp_path / "eval_only.json"
-    eval_only.write_text(json.dumps({"name": "x", "data": {"source": str(tmp_path / "gone")}}))
-    out = repro("validate", str(too_big), str(missing), str(eval_only))
-    assert out.returncode == 2
-    assert f"{eval_only}: data.source: directory" in out.stderr
-    assert "data.train_size: 49 is larger than the 48 training rows" in out.stderr
-    assert "data.source: directory" in out.stderr
-
-
 def test_load_spec_missing_file(tmp_path):
     with pytest.raises(SpecError, match="no such file"):
         load_spec(tmp_path / "absent.json")
@@ -110,10 +94,3 @@ def test_a_misspelt_key_gets_a_suggestion(tmp_path, raw, line):
 def test_validate_of_a_directory_is_one_line(tmp_path):
     out = repro("validate", str(tmp_path))
     assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path}: is a directory, not a spec file"
-
-
-def test_version():
-    from app import __version__
-
-    out = repro("--version")
-    assert out.returncode == 0 and out.stdout.strip() == f"repro {__version__}"

@@ -99,36 +99,12 @@ def test_decode_arm_evaluates_a_trained_checkpoint_and_is_reported(tiny_runs, ti
     assert checks[0]["run_a"] == "B_16" and checks[0]["run_b"] == "decode12_B_16" and "8 → 12" in checks[0]["label"]
 
 
-def test_missing_source_run_is_one_line_error(tmp_path):
-    from app.errors import UserError
-    from app.inputs.models import run_checkpoint
-
-    with pytest.raises(UserError, match="model.id: 'run:nope-1234abcd': no trained checkpoint"):
-        run_checkpoint("run:nope-1234abcd", tmp_path)
-    with pytest.raises(UserError, match="model.id: 'run:nope': no trained checkpoint"):
-        run_checkpoint("run:nope", tmp_path)
-
-
 def test_a_run_source_is_named_by_spec_name_or_directory(tiny_runs):
     from app.inputs.models import run_checkpoint
 
     source = tiny_runs[3]
     assert run_checkpoint("run:B_16", source.parent) == run_checkpoint(f"run:{source.name}", source.parent)
     assert run_checkpoint("run:B_16", source.parent) == str((source / "checkpoint").resolve())
-
-
-def test_a_spec_name_with_several_runs_is_one_line_naming_them(tmp_path):
-    from app.errors import UserError
-    from app.inputs.models import run_checkpoint
-
-    for name in ("B_16-0123abcd", "B_16-feedbeef", "B_160-00000000"):
-        (tmp_path / name).mkdir()
-    with pytest.raises(UserError) as exc:
-        run_checkpoint("run:B_16", tmp_path)
-    assert str(exc.value) == (
-        f"model.id: 'run:B_16': {tmp_path / 'B_16'}: names 2 run directories: B_16-0123abcd, B_16-feedbeef; "
-        "give one as run:<directory name>"
-    )
 
 
 def test_report_refuses_a_run_without_eval(tmp_path):
@@ -200,26 +176,6 @@ def test_committed_matrix_matches_the_generator(plan, where, tmp_path):
 
 
 STUDY_RUNS = sorted((REPO / "docs" / "cpu_study" / "runs").glob("*"))
-
-
-# What eval_metrics.json records beside its metrics: facts of the session that made it (app/eval/evaluate.py)
-# and of a rescore (app/eval/rescore.py), not recomputable from predictions.jsonl.
-SESSION_FACTS = {"engine", "max_new_tokens", "stop", "determinism", "model_source", "rescored"}
-SESSION_FACTS |= {"wall_s", "tokens_per_s", "generated_tokens", "resumed_with"}
-
-
-@pytest.mark.parametrize("run", STUDY_RUNS, ids=[p.name for p in STUDY_RUNS])
-def test_committed_study_metrics_reproduce_with_the_current_grader(run):
-    """Recorded ⊆ current: every metric a published run recorded is recomputed to the same value; a
-    metric added since needs no rescore of published runs."""
-    from app.eval.evaluate import read_predictions, regrade
-    from app.eval.metrics import summarize
-
-    recorded = json.loads((run / "eval_metrics.json").read_text())
-    current = summarize(regrade(read_predictions(run / "predictions.jsonl")))
-    assert set(recorded) - SESSION_FACTS <= set(current), "a recorded metric is no longer computed"
-    for key in set(recorded) - SESSION_FACTS:
-        assert recorded[key] == current[key], key
 
 
 def test_committed_report_regenerates_byte_identical(tmp_path, monkeypatch):

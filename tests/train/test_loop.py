@@ -172,16 +172,3 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert all(math.isfinite(r["loss"]) for r in log)
     # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
     assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
-
-
-def test_checkpoint_rope_theta_survives_both_transformers_generations(tmp_path, tokenizer):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from app.inputs.random_init import model_config
-    from app.train.checkpoint import save_checkpoint
-
-    model = AutoModelForCausalLM.from_config(model_config("tiny-llama", vocab_size=len(tokenizer)))  # theta 1e5
-    save_checkpoint(model, tokenizer, tmp_path / "ckpt")
-    raw = json.loads((tmp_path / "ckpt/config.json").read_text())
-    assert raw["rope_theta"] == raw["rope_parameters"]["rope_theta"] == 100000.0  # 4.x would default to 1e4
-    assert AutoConfig.from_pretrained(tmp_path / "ckpt").rope_parameters["rope_theta"] == 100000.0
