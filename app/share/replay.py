@@ -47,14 +47,17 @@ def pick_stages(spec: RunSpec, stage: str) -> list[str]:
 
 
 def check_data(spec: RunSpec, src: Path) -> None:
-    """Refuse to replay when the data here is not the data the run recorded."""
+    """Refuse to replay when the data here is not the data the run recorded.
+
+    Only what the run recorded is compared: a key the fingerprint gained later (e.g. `source_kind`)
+    is absent from an older run's data.json, and that says nothing about the data."""
     from app.launch.stages import spec_data_fingerprint
 
     recorded_path = src / DATA_JSON
     if not recorded_path.is_file():
         raise UserError(f"{recorded_path}: not found (the run recorded no data fingerprint)")
     recorded, now = read_run_json(recorded_path), spec_data_fingerprint(spec)
-    keys = sorted(k for k in set(recorded) | set(now) if k not in LOCATION_KEYS and recorded.get(k) != now.get(k))
+    keys = sorted(k for k in recorded if k not in LOCATION_KEYS and recorded[k] != now.get(k))
     if keys:
         raise UserError(f"{recorded_path}: the data here differs from the recorded fingerprint ({', '.join(keys)})")
 

@@ -4,9 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.errors import UserError
 from app.rundir.run_dir import sha256_file
 from app.share.replay_check import drop, first_record_diff
 
@@ -89,6 +91,22 @@ def test_a_changed_recorded_hash_makes_replay_fail_naming_the_file(tiny_run, tmp
     assert out.exit_code == 1
     assert "differs   predictions.jsonl: the original file does not match its recorded sha256" in out.stdout
     assert "REPLAY DIFFERS" in out.stdout and out.stdout.strip().endswith("1 file(s): predictions.jsonl")
+
+
+def test_data_check_compares_what_the_run_recorded(tiny_run, tmp_path):
+    from app.rundir.layout import read_run_json
+    from app.share.replay import check_data
+    from app.spec.run_spec import load_spec
+
+    run = copy_run(tiny_run, tmp_path / tiny_run.name)
+    spec = load_spec(run / "spec.json")
+    data = read_run_json(run / "data.json")
+    del data["source_kind"]  # a run recorded before the fingerprint named its source's kind
+    (run / "data.json").write_text(json.dumps(data))
+    check_data(spec, run)
+    (run / "data.json").write_text(json.dumps({**data, "eval_size": data["eval_size"] + 1}))
+    with pytest.raises(UserError, match=r"differs from the recorded fingerprint \(eval_size\)"):
+        check_data(spec, run)
 
 
 def test_replay_refuses_when_the_data_differs(tiny_run, tmp_path):
