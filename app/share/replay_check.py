@@ -34,7 +34,9 @@ from app.spec.run_spec import parse_spec
 VOLATILE = {
     TRAIN_LOG_JSONL: ("tokens_per_s", "elapsed_s"),
     TRAIN_METRICS_JSON: ("wall_s", "tokens_per_s_session", "peak_rss_mb", "resumed_from_step", "model_source.path"),
-    EVAL_METRICS_JSON: ("wall_s", "tokens_per_s", "generated_tokens", "resumed_with", "model_source.path"),
+    # `rescored`: when a published run was regraded in place (`repro rescore --write`), a history a
+    # fresh evaluation under today's grader has no reason to repeat
+    EVAL_METRICS_JSON: ("wall_s", "tokens_per_s", "generated_tokens", "resumed_with", "model_source.path", "rescored"),
     DATA_JSON: ("source",),
 }
 NOT_COMPARED = {ENV_JSON}  # the environment itself: reported as differences, not as a file verdict

@@ -165,3 +165,15 @@ def test_fields_only_the_replay_records_are_named_not_counted(tmp_path):
     assert result.ok and "fields not recorded originally: engine.batch_invariant" in result.detail
     new.write_text(json.dumps({"engine": {"vllm": "2"}, "wall_s": 1}))
     assert compare_content("eval_metrics.json", old, new, None).detail == "differing keys: engine"
+
+
+def test_a_rescored_runs_history_is_set_aside(tmp_path):
+    from app.share.replay_check import compare_content
+
+    recorded = {"n": 4, "strict_accuracy": 0.25, "rescored": {"from_grader": "strict-v1", "at": "2026-11-29T00:00:00Z"}}
+    (tmp_path / "a.json").write_text(json.dumps(recorded))
+    (tmp_path / "b.json").write_text(json.dumps({"n": 4, "strict_accuracy": 0.25}))
+    same = compare_content("eval_metrics.json", tmp_path / "a.json", tmp_path / "b.json", None)
+    assert same.verdict == "same" and "rescored" in same.detail
+    (tmp_path / "b.json").write_text(json.dumps({"n": 4, "strict_accuracy": 0.5}))
+    assert compare_content("eval_metrics.json", tmp_path / "a.json", tmp_path / "b.json", None).verdict == "differs"
