@@ -2,7 +2,8 @@
 `repro --version`.
 
 Commands are read from the typer app itself, so a new command is covered at once: its `--help` is
-checked, and the test fails until it has a happy path in HAPPY or a reason in SKIP_HAPPY.
+checked, and the test fails until it has a happy path in HAPPY (every command has an offline one:
+`--dry-run`, `--check`, the session's tiny run, the local fake hub).
 Happy paths run in-process (CliRunner) on the session's tiny model and run; only `fetch`, whose hub
 endpoint is fixed when huggingface_hub is imported, needs a fresh process (against tests/hub_server.py).
 """
@@ -100,11 +101,6 @@ def ok(*args: str) -> str:
     out = cli(*map(str, args))
     assert out.exit_code == 0, f"repro {' '.join(map(str, args))}: exit {out.exit_code}\n{out.output}"
     return out.stdout
-
-
-# command -> why it has no happy path here (one that needs Docker, Slurm, the network or a real model and
-# has no offline mode such as --dry-run or --check). Every command has one today.
-SKIP_HAPPY: dict[str, str] = {}
 
 
 @happy("validate")
@@ -260,19 +256,14 @@ def no_signal_handlers():
 
 @pytest.mark.parametrize("command", LEAVES)
 def test_happy_path(command, tmp_path, request, no_signal_handlers):
-    if command in SKIP_HAPPY:
-        pytest.skip(SKIP_HAPPY[command])
-    assert command in HAPPY, f"`repro {command}` has no happy path: add one to HAPPY (or a reason to SKIP_HAPPY)"
+    assert command in HAPPY, f"`repro {command}` has no happy path: add one to HAPPY"
     HAPPY[command](Ctx(tmp_path, request))
 
 
-def test_every_command_has_a_happy_path_or_a_reason():
+def test_every_command_has_a_happy_path():
     leaves = set(LEAVES)
-    assert leaves == set(HAPPY) | set(SKIP_HAPPY), {
-        "missing": sorted(leaves - set(HAPPY) - set(SKIP_HAPPY)),
-        "no such command": sorted((set(HAPPY) | set(SKIP_HAPPY)) - leaves),
-    }
-    assert not set(HAPPY) & set(SKIP_HAPPY)
+    missing, unknown = sorted(leaves - set(HAPPY)), sorted(set(HAPPY) - leaves)
+    assert not missing and not unknown, {"missing": missing, "no such command": unknown}
 
 
 def test_version():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 
@@ -13,7 +14,9 @@ from app import preempt
 from app.cli.common import PROGRESS, RUN, RUNS, TRUST, app, note, user_errors
 from app.errors import UserError
 from app.rundir.layout import SPEC_JSON
-from app.spec.run_spec import load_spec
+from app.spec.run_spec import RunSpec, load_spec
+
+T = TypeVar("T")
 
 
 @app.command(rich_help_panel=RUN)
@@ -53,11 +56,12 @@ def train(
     """Train the spec's model on its GSM8K subset; writes the checkpoint into the run directory."""
     from app.launch.stages import train_stage
 
-    preempt.install()
-    with user_errors():
-        spec, root = _spec_arg(target)
-        with _stored_policy(target, spec, root, trust_remote_code):
-            run = train_stage(spec, root or runs_dir, resume=resume, progress=progress)
+    run = _stage(
+        target,
+        runs_dir,
+        trust_remote_code,
+        lambda spec, root: train_stage(spec, root, resume=resume, progress=progress),
+    )
     typer.echo(f"TRAINED {run.path}")
 
 
@@ -71,28 +75,25 @@ def eval_cmd(
     """Evaluate the run's checkpoint (or the base model when the spec does not train)."""
     from app.launch.stages import eval_stage
 
-    preempt.install()
-    with user_errors():
-        spec, root = _spec_arg(target)
-        with _stored_policy(target, spec, root, trust_remote_code):
-            run, metrics = eval_stage(spec, root or runs_dir, progress=progress)
+    run, metrics = _stage(
+        target, runs_dir, trust_remote_code, lambda spec, root: eval_stage(spec, root, progress=progress)
+    )
     typer.echo(f"EVALUATED {run.path} strict={metrics['strict_accuracy']:.4f} n={metrics['n']}")
 
 
-def _spec_arg(target: Path) -> tuple:
-    """SPEC file or RUN_DIR (its stored spec, read under today's schema, and its parent as the runs root)."""
+def _stage(target: Path, runs_dir: Path, trust: bool, stage: Callable[[RunSpec, Path], T]) -> T:
+    """Run `stage(spec, runs_root)` for a SPEC file, or for a RUN_DIR's stored spec (read under today's
+    schema, its parent as the runs root, and no code shipped with its model unless --trust-remote-code)."""
+    from app.inputs.remote_code import stored_spec
     from app.rundir.paths import inside
 
-    if target.is_dir():
-        return load_spec(inside(target, SPEC_JSON, str(target))), target.resolve().parent
-    return load_spec(target), None
-
-
-def _stored_policy(target: Path, spec, root: Path | None, trust: bool) -> contextlib.AbstractContextManager:
-    """A RUN_DIR's stored spec runs no code shipped with its model unless --trust-remote-code."""
-    from app.inputs.remote_code import stored_spec
-
-    return stored_spec(spec, target / SPEC_JSON, trust, note) if root is not None else contextlib.nullcontext()
+    preempt.install()
+    with user_errors():
+        if not target.is_dir():
+            return stage(load_spec(target), runs_dir)
+        spec = load_spec(inside(target, SPEC_JSON, str(target)))
+        with stored_spec(spec, target / SPEC_JSON, trust, note):
+            return stage(spec, target.resolve().parent)
 
 
 @app.command(rich_help_panel=RUN)
