@@ -138,6 +138,13 @@ def seal_json(run: RunDir, rel: str, obj: object) -> None:
     seal_write(run, rel, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def vouches(manifest: dict, rel: str, sha: str | None) -> bool:
+    """Whether `sha` is what the manifest records for `rel`, or the bytes it held before a seal a kill
+    interrupted (the seal records them under "sealing" first)."""
+    sealing = manifest.get("sealing", {})
+    return sha is not None and (sha == manifest["files"].get(rel) or (rel in sealing and sha == sealing[rel]))
+
+
 def _prefix_ok(path: Path, record: dict) -> bool:
     if not path.is_file() or path.stat().st_size < record["bytes"]:
         return False
@@ -206,10 +213,10 @@ def custody_problems(run: RunDir, strict: bool = False) -> list[str]:
     also counts the temp file of an interrupted atomic write, which reopening a run removes."""
     manifest, unsafe = _unsafe_paths(read_manifest(run))
     current = hash_tree(run.path)
-    sealing, open_outputs = manifest.get("sealing", {}), _open_outputs(run)
+    open_outputs = _open_outputs(run)
     problems = [f"{rel}: is a symlink (a run directory holds no links)" for rel in symlinks_in(run.path)] + unsafe
-    for rel, sha in sorted(manifest["files"].items()):
-        if current.get(rel) != sha and not (rel in sealing and current.get(rel) == sealing[rel]):
+    for rel in sorted(manifest["files"]):
+        if not vouches(manifest, rel, current.get(rel)):
             problems.append(f"{rel}: missing" if rel not in current else f"{rel}: sha256 differs from manifest.json")
     for rel, record in sorted(manifest.get("partial", {}).items()):
         path = run.file(rel)

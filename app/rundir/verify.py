@@ -24,7 +24,7 @@ from app.rundir.layout import (
     TRAIN_LOG_JSONL,
     TRAIN_METRICS_JSON,
 )
-from app.rundir.manifest import read_manifest
+from app.rundir.manifest import read_manifest, vouches
 from app.rundir.paths import refuse_special
 from app.rundir.run_dir import refuse_symlinks, sha256_file
 
@@ -50,14 +50,13 @@ def read_problems(run_path: Path, rels: Iterable[str]) -> list[str]:
     if not (run / MANIFEST_JSON).is_file():
         return [f"{MANIFEST_JSON}: missing (nothing vouches for the run's files)"]
     manifest = read_manifest(run, strict=True)  # every path it names checked (app/rundir/paths.py)
-    files, sealing = manifest["files"], manifest.get("sealing", {})
     problems = []
     for rel in rels:
         if not (run / rel).is_file():
             continue
-        if rel not in files:
+        if rel not in manifest["files"]:
             problems.append(f"{rel}: not in {MANIFEST_JSON}")
-        elif sha256_file(run / rel) not in (files[rel], sealing.get(rel, files[rel])):
+        elif not vouches(manifest, rel, sha256_file(run / rel)):
             problems.append(f"{rel}: sha256 differs from {MANIFEST_JSON}")
     return problems
 
