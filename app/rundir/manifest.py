@@ -139,10 +139,11 @@ def seal_json(run: RunDir, rel: str, obj: object) -> None:
 
 
 def vouches(manifest: dict, rel: str, sha: str | None) -> bool:
-    """Whether `sha` is what the manifest records for `rel`, or the bytes it held before a seal a kill
-    interrupted (the seal records them under "sealing" first)."""
+    """Whether `sha` (None: the file is absent) is what the manifest records for `rel`, a recorded file,
+    or what it held before a seal a kill interrupted (the seal records that under "sealing" first; None
+    for a file the seal was creating)."""
     sealing = manifest.get("sealing", {})
-    return sha is not None and (sha == manifest["files"].get(rel) or (rel in sealing and sha == sealing[rel]))
+    return sha == manifest["files"][rel] or (rel in sealing and sha == sealing[rel])
 
 
 def _prefix_ok(path: Path, record: dict) -> bool:
