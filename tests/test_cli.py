@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 
 from app import preempt
 from app.cli import app
-from tests.helpers import repro
+from tests.helpers import REPO, repro
 from tests.hub_server import FakeHub, directory_files
 
 
@@ -271,3 +271,18 @@ def test_version():
 
     out = repro("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"repro {__version__}"
+
+
+def test_plan_and_slurm_dry_run_of_the_committed_specs_need_nothing_fetched(tmp_path, monkeypatch):
+    """The README's cluster commands on a fresh clone: no hub data, no GSM8K directory, no cache."""
+    for var, sub in (("REPRO_CACHE", "cache"), ("HF_HOME", "hf"), ("GSM8K_DIR", "no-gsm8k")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    specs = sorted(map(str, (REPO / "specs").glob("*.json")))
+    plan = cli("plan", *specs, "--gpu", "h100")
+    assert plan.exit_code == 0, plan.output
+    assert plan.stdout.splitlines()[-8].startswith("TOTAL") and "(size of repro-ci/smollm2-135m unknown)" in plan.stdout
+    assert "openai/gsm8k is not fetched" in plan.stderr and "estimated from GSM8K's split sizes" in plan.stderr
+    runs = tmp_path / "runs"
+    sweep = cli("sweep", *specs, "--launcher", "slurm", "--dry-run", "--time", "2:00:00", "--runs-dir", str(runs))
+    assert sweep.exit_code == 0 and sweep.stdout.startswith("#!/bin/bash"), sweep.output
+    assert sweep.stdout.count("/specs/") >= len(specs) and "--time 2:00:00 not checked" in sweep.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import PREPARE, RUNS, app, user_errors
+from app.cli.common import PREPARE, RUNS, app, note, user_errors
 from app.errors import one_line
 from app.spec.run_spec import SpecError, load_spec, spec_hash
 
@@ -71,11 +71,15 @@ def plan(
 
     Example: `repro plan specs/*.json --gpu h100`
     """
-    from app.launch.plan import assumptions, estimate, table, totals
+    from app.launch.plan import assumptions, estimate, spec_set, table, totals, warnings
 
     with user_errors():
-        rows = [estimate(load_spec(p), gpu) for p in specs]
+        loaded = [(p, load_spec(p)) for p in specs]
+        named = spec_set(loaded)
+        rows = [estimate(spec, gpu, named) for _, spec in loaded]
         notes = assumptions(gpu)
+    for line in warnings(rows):
+        note(line)
     if as_json:
         typer.echo(json.dumps({"runs": rows, "total": totals(rows), "assumptions": notes}, indent=2))
         return

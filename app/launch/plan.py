@@ -1,7 +1,10 @@
 """`repro plan`: what a spec will cost before it runs (tokens, FLOPs, memory, GPU-hours).
 
 Every number is arithmetic on the spec, the GSM8K rows it selects and the model's shape, under
-assumptions printed next to the numbers (ASSUMPTIONS). Pure: no torch, transformers or vLLM.
+assumptions printed next to the numbers (ASSUMPTIONS). A plan never needs a fetch: rows that cannot
+be read yet are estimated from GSM8K's split sizes and mean lengths (with a warning), a `run:` model
+is sized from the spec of that run, and a model of unknown size is named as unknown in the table.
+Pure: no torch, transformers or vLLM.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import UserError
-from app.inputs.gsm8k import select_eval, select_train
+from app.inputs.gsm8k import FULL_SIZES, Example, nested_indices, resolve_source, select_eval, select_train
 from app.inputs.prompts import answer_span_start, get_template, render_prompt, render_target
 from app.jsonfile import read_object
-from app.spec.run_spec import RunSpec
+from app.spec.identity import RUN_PREFIX, referenced_name
+from app.spec.run_spec import RunSpec, load_spec
 from app.train.sft_data import plan_steps
 
 # Characters per token, measured with the SmolLM2 tokenizer on 1,000 GSM8K training rows (prompt
@@ -27,6 +31,24 @@ MFU = 0.35  # model FLOPs utilisation assumed for training
 DECODE_BW_EFF = 0.5  # fraction of memory bandwidth a decode step achieves
 STEP_OVERHEAD_S = 0.004  # engine overhead per decode step (scheduling, sampling, kernel launches)
 STARTUP_S = 180  # per stage: process start, model load, engine warm-up
+
+
+@dataclass(frozen=True)
+class SplitShape:
+    """Mean characters of a question, a rationale (calculator notes removed) and a gold number, and
+    those of the row with the longest prompt + target: what plan assumes for rows it cannot read."""
+
+    question: float
+    rationale: float
+    gold: float
+    longest: tuple[int, int, int]
+
+
+# Measured on openai/gsm8k (main), the same rows as the shared GSM8K copy; sizes are FULL_SIZES.
+GSM8K_SHAPE = {
+    "train": SplitShape(234.5, 239.2, 2.3, (461, 1137, 3)),
+    "test": SplitShape(239.9, 244.0, 2.3, (848, 676, 3)),
+}
 
 
 @dataclass(frozen=True)
@@ -99,23 +121,109 @@ def checked_shape(path: Path) -> Shape:
         raise UserError(f"{path}: not a decoder config plan can read ({type(exc).__name__}: {exc})") from None
 
 
-def model_shape(model_id: str) -> Shape:
-    """Known ids, a local checkpoint's config.json, or a cached hub snapshot's."""
+def known_shape(model_id: str) -> Shape | None:
+    """Known ids, a local checkpoint's config.json, or a cached (or fetched) hub snapshot's; else None."""
+    from app.inputs.hub import hub_cache
+
     if model_id in KNOWN:
         return KNOWN[model_id]
     hub = os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
-    cached = glob.glob(f"{hub}/hub/models--{model_id.replace('/', '--')}/snapshots/*/config.json")
+    snapshots = f"models--{model_id.replace('/', '--')}/snapshots/*/config.json"
+    cached = [*glob.glob(f"{hub}/hub/{snapshots}"), *glob.glob(f"{hub_cache()}/{snapshots}")]
     for path in [Path(model_id) / "config.json", *map(Path, cached)]:
         if path.is_file():
             return checked_shape(path)
-    raise UserError(f"plan: size of model {model_id!r} unknown; known: {sorted(KNOWN)}, or a local checkpoint dir")
+    return None
 
 
-def token_lengths(spec: RunSpec) -> list[tuple[int, int, int]]:
+def model_shape(model_id: str) -> Shape:
+    """known_shape, or one line saying the size is unknown."""
+    shape = known_shape(model_id)
+    if shape is None:
+        raise UserError(f"plan: size of model {model_id!r} unknown; known: {sorted(KNOWN)}, or a local checkpoint dir")
+    return shape
+
+
+def run_reference(model_id: str) -> str | None:
+    """The spec name a `run:` model id names, or None for any other id."""
+    return referenced_name(model_id[len(RUN_PREFIX) :]) if model_id.startswith(RUN_PREFIX) else None
+
+
+def spec_set(loaded: list[tuple[Path, RunSpec]]) -> dict[str, RunSpec]:
+    """Spec name → spec: the given specs, plus each spec a `run:` id names that is not among them but
+    sits beside the spec naming it as `<name>.json` (the matrix writes them so)."""
+    by_name = {spec.name: spec for _, spec in loaded}
+    todo = list(loaded)
+    while todo:
+        path, spec = todo.pop()
+        ref = run_reference(spec.model.id)
+        candidate = path.parent / f"{ref}.json"
+        if ref is None or ref in by_name or not candidate.is_file():
+            continue
+        try:
+            other = load_spec(candidate)
+        except UserError:  # not a spec plan can read: that model stays unknown
+            continue
+        if other.name == ref:
+            by_name[ref] = other
+            todo.append((candidate, other))
+    return by_name
+
+
+def base_model(spec: RunSpec, specs: dict[str, RunSpec]) -> str:
+    """The model id a spec's weights come from: a `run:` id followed to the model its run trained
+    (through `specs`); a reference that cannot be followed stays as it is."""
+    model_id, seen = spec.model.id, set()
+    while (ref := run_reference(model_id)) is not None and ref in specs and ref not in seen:
+        seen.add(ref)
+        model_id = specs[ref].model.id
+    return model_id
+
+
+def data_warning(source: str) -> str | None:
+    """Why plan cannot read a source's rows (hub data not fetched, no local directory), or None."""
+    where = resolve_source(source)
+    if isinstance(where, str):
+        from app.inputs.hub import HubInput, cached_record, split_dataset_source
+
+        repo_id, revision = split_dataset_source(where)
+        if cached_record(HubInput("dataset", repo_id, revision, "data.source")) is None:
+            return f"{where} is not fetched (`repro fetch SPEC`)"
+        return None
+    return None if where.is_dir() else f"{where} not found (GSM8K_DIR or data.source)"
+
+
+def estimated_rows(split: str, n: int) -> list[Example]:
+    """`n` stand-in rows of GSM8K's mean lengths, the last one as long as the split's longest row."""
+    shape = GSM8K_SHAPE[split]
+
+    def row(question: float, rationale: float, gold: float) -> Example:
+        number = "7" * round(gold)
+        return Example(f"{split}-estimate", "q" * round(question), "r" * round(rationale) + "\n#### " + number, number)
+
+    mean = row(shape.question, shape.rationale, shape.gold)
+    return [mean] * (n - 1) + [row(*shape.longest)] if n else []
+
+
+def plan_rows(spec: RunSpec) -> tuple[list[Example], list[Example], str | None]:
+    """The training rows and the eval rows of a spec, and a warning when they are estimated."""
+    d = spec.data
+    why = data_warning(d.source)
+    if why is None:
+        train = select_train(d.source, d.train_size, d.subset_seed) if spec.train else []
+        return train, select_eval(d.source, d.eval_split, d.eval_limit), None
+    n_train = len(nested_indices(FULL_SIZES["train"], d.train_size, d.subset_seed)) if spec.train else 0
+    n_eval = min(d.eval_limit or FULL_SIZES[d.eval_split], FULL_SIZES[d.eval_split])
+    sizes = "/".join(f"{FULL_SIZES[s]} {s}" for s in ("train", "test"))
+    warning = f"warning: plan: {why}: rows estimated from GSM8K's split sizes ({sizes}) and mean lengths"
+    return estimated_rows("train", n_train), estimated_rows(d.eval_split, n_eval), warning
+
+
+def token_lengths(spec: RunSpec, rows: list[Example]) -> list[tuple[int, int, int]]:
     """(prompt, target, answer-span) token estimates for each training row of the spec."""
     template = get_template(spec.prompt.template)
     out = []
-    for row in select_train(spec.data.source, spec.data.train_size, spec.data.subset_seed):
+    for row in rows:
         target = render_target(template, row.answer, row.gold)
         answer = target[answer_span_start(template, target) :]
         p = len(render_prompt(template, row.question)) / CHARS_PER_TOKEN["prompt"]
@@ -160,31 +268,35 @@ def decode_seconds(shape: Shape, gpu: Gpu, dtype: str, n: int, batch: int, promp
     return total
 
 
-def estimate(spec: RunSpec, gpu_name: str = "h100") -> dict:
-    """Every planned number for one spec on one GPU of type `gpu_name`."""
+def estimate(spec: RunSpec, gpu_name: str = "h100", specs: dict[str, RunSpec] | None = None) -> dict:
+    """Every planned number for one spec on one GPU of type `gpu_name`; `specs` (spec_set) sizes a
+    `run:` model. A model of unknown size leaves params, FLOPs, memory and hours None; `warnings`
+    says when the rows are estimated."""
     gpu = gpu_by_name(gpu_name)
-    shape = model_shape(spec.model.id)
-    rows = select_eval(spec.data.source, spec.data.eval_split, spec.data.eval_limit)
+    model_id = base_model(spec, specs or {})
+    shape = known_shape(model_id)
+    train_rows, rows, warning = plan_rows(spec)
     template = get_template(spec.prompt.template)
     eval_prompt = math.ceil(
         sum(len(render_prompt(template, r.question)) for r in rows) / len(rows) / CHARS_PER_TOKEN["prompt"]
     )
-    out = {"name": spec.name, "params": shape.params, "eval_prompts": len(rows)}
+    params = None if shape is None else shape.params
+    out = {"name": spec.name, "model": model_id, "params": params, "eval_prompts": len(rows)}
+    out["warnings"] = [warning] if warning else []
     out["eval_worst_gen_tokens"] = len(rows) * spec.eval.max_new_tokens
-    eval_s = decode_seconds(
-        shape, gpu, spec.model.dtype, len(rows), spec.eval.batch_size, eval_prompt, spec.eval.max_new_tokens
-    )
-    out["eval_hours"] = eval_s / 3600
-    out.update(train_estimate(spec, shape, gpu) if spec.train else empty_train())
+    eval_args = (spec.model.dtype, len(rows), spec.eval.batch_size, eval_prompt, spec.eval.max_new_tokens)
+    out["eval_hours"] = None if shape is None else decode_seconds(shape, gpu, *eval_args) / 3600
+    out.update(train_estimate(spec, train_rows, shape, gpu) if spec.train else empty_train())
     out["startup_hours"] = (2 if spec.train else 1) * STARTUP_S / 3600
-    out["gpu_hours"] = out["train_hours"] + out["eval_hours"] + out["startup_hours"]
+    out["gpu_hours"] = None if shape is None else out["train_hours"] + out["eval_hours"] + out["startup_hours"]
     return out
 
 
-def train_estimate(spec: RunSpec, shape: Shape, gpu: Gpu) -> dict:
-    """Examples, steps, tokens, FLOPs (6·N·T), memory and hours of the train stage on one GPU."""
+def train_estimate(spec: RunSpec, rows: list[Example], shape: Shape | None, gpu: Gpu) -> dict:
+    """Examples, steps, tokens, FLOPs (6·N·T), memory and hours of the train stage on one GPU (the
+    last three None when the model's size is unknown)."""
     t = spec.train
-    lengths = [(p, tg, a) for p, tg, a in token_lengths(spec) if t.overlong == "error" or p + tg <= t.max_seq_len]
+    lengths = [(p, tg, a) for p, tg, a in token_lengths(spec, rows) if t.overlong == "error" or p + tg <= t.max_seq_len]
     full = [p + tg for p, tg, _ in lengths]
     batch = t.micro_batch_size * t.grad_accum
     group = batch * 8 if t.group_by_length else None
@@ -192,21 +304,20 @@ def train_estimate(spec: RunSpec, shape: Shape, gpu: Gpu) -> dict:
     passes = steps * batch / len(full)  # epochs actually covered by the step budget
     tokens = sum(full) * passes
     sup = sum(supervised(t.loss_mask, *x) for x in lengths) * passes
-    flops = 6 * shape.params * tokens
-    peak = (gpu.bf16_tflops if t.dtype == "bfloat16" else gpu.fp32_tflops) * 1e12
-    seq = min(max(full), t.max_seq_len)
-    mem = train_memory(shape, t.micro_batch_size, seq, t.dtype, t.gradient_checkpointing)
-    return {
+    out = {
         "train_examples": len(full),
         "steps": steps,
         "train_tokens": round(tokens),
         "supervised_tokens": round(sup),
-        "train_flops": flops,
-        "train_hours": flops / (peak * MFU) / 3600,
         "longest_example": max(full),
-        "memory_gb": mem,
-        "fits": mem["total"] <= gpu.memory_gb,
     }
+    if shape is None:
+        return {**out, "train_flops": None, "train_hours": None, "memory_gb": None, "fits": True}
+    flops = 6 * shape.params * tokens
+    peak = (gpu.bf16_tflops if t.dtype == "bfloat16" else gpu.fp32_tflops) * 1e12
+    mem = train_memory(shape, t.micro_batch_size, min(max(full), t.max_seq_len), t.dtype, t.gradient_checkpointing)
+    hours = flops / (peak * MFU) / 3600
+    return {**out, "train_flops": flops, "train_hours": hours, "memory_gb": mem, "fits": mem["total"] <= gpu.memory_gb}
 
 
 def empty_train() -> dict:
@@ -220,44 +331,66 @@ def gpu_by_name(name: str) -> Gpu:
     return GPUS[name.lower()]
 
 
-COLUMNS = (
-    ("spec", "{name}"),
-    ("examples", "{train_examples}"),
-    ("steps", "{steps}"),
-    ("train tok", "{train_tokens:,}"),
-    ("supervised tok", "{supervised_tokens:,}"),
-    ("train PFLOP", "{pflop:.1f}"),
-    ("peak mem GB", "{mem}"),
-    ("eval prompts", "{eval_prompts}"),
-    ("worst gen tok", "{eval_worst_gen_tokens:,}"),
-    ("train h", "{train_hours:.3f}"),
-    ("eval h", "{eval_hours:.3f}"),
-    ("GPU-h", "{gpu_hours:.3f}"),
+COLUMNS = (  # header, estimate key, format; a key a model of unknown size leaves None shows "?"
+    ("spec", "spec", ""),
+    ("examples", "train_examples", ""),
+    ("steps", "steps", ""),
+    ("train tok", "train_tokens", ","),
+    ("supervised tok", "supervised_tokens", ","),
+    ("train PFLOP", "train_pflop", ".1f"),
+    ("peak mem GB", "mem", ""),
+    ("eval prompts", "eval_prompts", ""),
+    ("worst gen tok", "eval_worst_gen_tokens", ","),
+    ("train h", "train_hours", ".3f"),
+    ("eval h", "eval_hours", ".3f"),
+    ("GPU-h", "gpu_hours", ".3f"),
 )
+SIZED = ("train_flops", "train_hours", "eval_hours", "gpu_hours")  # need the model's size
 
 
 def totals(estimates: list[dict]) -> dict:
+    """Sums over the specs; the sized numbers over the specs whose model size is known, `unknown_size`
+    naming the others."""
     keys = ("train_examples", "steps", "train_tokens", "supervised_tokens", "eval_prompts", "eval_worst_gen_tokens")
     out = {k: sum(e[k] for e in estimates) for k in keys}
-    hours = {
-        k: sum(e[k] for e in estimates)
-        for k in ("train_flops", "train_hours", "eval_hours", "startup_hours", "gpu_hours")
-    }
-    return {"name": "TOTAL", **out, **hours, "memory_gb": None, "fits": all(e["fits"] for e in estimates)}
+    hours = {k: sum(e[k] or 0 for e in estimates) for k in (*SIZED, "startup_hours")}
+    unknown = [e["name"] for e in estimates if e.get("params", 0) is None]
+    fits = all(e["fits"] for e in estimates)
+    return {"name": "TOTAL", **out, **hours, "memory_gb": None, "fits": fits, "unknown_size": unknown}
+
+
+def row_cells(e: dict) -> list[str]:
+    """One table row: a spec whose model size is unknown says so in its name cell, and its sized
+    numbers are "?"; the TOTAL row's sized sums get "+?" when they leave some out."""
+    unknown = e.get("params", 0) is None
+    mem = e["memory_gb"]
+    fields = {**e, "spec": e["name"] + (f" (size of {e['model']} unknown)" if unknown else "")}
+    fields["train_pflop"] = None if e["train_flops"] is None else e["train_flops"] / 1e15
+    fields["mem"] = "-" if mem is None else f"{mem['total']:.1f}" + ("" if e["fits"] else " (!)")
+    if unknown and e["train_examples"]:
+        fields["mem"] = "?"
+    partial = "+?" if e.get("unknown_size") else ""
+    cells = []
+    for _, key, fmt in COLUMNS:
+        value = fields[key]
+        text = "?" if value is None else format(value, fmt)
+        cells.append(text + partial if key in ("train_pflop", *SIZED) else text)
+    return cells
 
 
 def table(estimates: list[dict]) -> str:
     """Fixed-width plain-text table, one row per spec and a TOTAL row."""
-    cells = [[h for h, _ in COLUMNS]]
-    for e in [*estimates, totals(estimates)]:
-        mem = e["memory_gb"]
-        mem_text = "-" if mem is None else f"{mem['total']:.1f}" + ("" if e["fits"] else " (!)")
-        cells.append([f.format(**e, pflop=e["train_flops"] / 1e15, mem=mem_text) for _, f in COLUMNS])
+    cells = [[h for h, _, _ in COLUMNS]] + [row_cells(e) for e in [*estimates, totals(estimates)]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = [
         "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells
     ]
     return "\n".join(lines)
+
+
+def warnings(estimates: list[dict]) -> list[str]:
+    """Each distinct warning of the estimates once, in order."""
+    return list(dict.fromkeys(w for e in estimates for w in e["warnings"]))
 
 
 def assumptions(gpu_name: str) -> list[str]:

@@ -305,16 +305,22 @@ def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry
 
 
 def warn_time(chosen: list[tuple[RunSpec, Task]], opts: SlurmOptions, gpu: str, log) -> None:
-    """Warn (stderr) for each task whose estimated GPU time exceeds --time."""
-    from app.launch.plan import estimate
+    """Warn (stderr) for each task whose estimated GPU time exceeds --time, or cannot be estimated."""
+    from app.launch.plan import estimate, spec_set, warnings
 
     limit = parse_time(opts.time)
     gpus = max(1, opts.nodes * (opts.gpus_per_node or opts.gpus_per_task or 1))
-    for spec, _ in chosen:
-        est = estimate(spec, gpu)
+    named = spec_set([(task.spec_path, spec) for spec, task in chosen])
+    estimates = [estimate(spec, gpu, named) for spec, _ in chosen]
+    for line in warnings(estimates):
+        log(line)
+    for est in estimates:
+        if est["gpu_hours"] is None:
+            log(f"warning: {est['name']}: size of model {est['model']} unknown; --time {opts.time} not checked")
+            continue
         hours = est["gpu_hours"] / gpus
         if hours * 3600 > limit:
             log(
-                f"warning: {spec.name}: estimated {hours:.2f} h on {gpus} {gpu} GPU(s) > --time {opts.time}; "
+                f"warning: {est['name']}: estimated {hours:.2f} h on {gpus} {gpu} GPU(s) > --time {opts.time}; "
                 "it will be checkpointed and requeued at the limit"
             )

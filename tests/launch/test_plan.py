@@ -1,4 +1,9 @@
-"""`repro plan` arithmetic: parameter counts, steps, tokens, FLOPs, memory, hours and the table."""
+"""`repro plan` arithmetic: parameter counts, steps, tokens, FLOPs, memory, hours and the table;
+what it does without fetched data or with a model it cannot size."""
+
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +17,30 @@ from app.launch.plan import (
     decode_seconds,
     estimate,
     model_shape,
+    spec_set,
     table,
     train_memory,
+    warnings,
 )
 from app.spec.run_spec import load_spec
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+@pytest.fixture
+def fresh_clone(tmp_path, monkeypatch):
+    """Nothing fetched or cached, no GSM8K directory: what a fresh clone on a login node has."""
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("GSM8K_DIR", str(tmp_path / "no-gsm8k"))
+    return tmp_path
+
+
+def with_source(path: Path, source: str, out: Path) -> Path:
+    raw = json.loads(path.read_text())
+    raw["data"]["source"] = source
+    out.write_text(json.dumps(raw))
+    return out
 
 
 def test_parameter_counts_match_the_published_model_sizes():
@@ -69,3 +94,49 @@ def test_table_has_a_total_row_and_the_assumptions_name_the_gpu(tiny_spec):
     assert assumptions("a100")[0].startswith("GPU a100: 312 TFLOP/s")
     with pytest.raises(UserError, match="--gpu 'tpu'"):
         estimate(load_spec(tiny_spec(name="z")), "tpu")
+
+
+def test_unfetched_hub_data_is_estimated_from_the_split_sizes_with_one_warning(fresh_clone, real_gsm8k):
+    spec = load_spec(SPECS / "B_1024.json")  # openai/gsm8k, not fetched here
+    est = estimate(spec, "h100")
+    assert (est["train_examples"], est["eval_prompts"]) == (1024, 1319)
+    [line] = est["warnings"]
+    assert "openai/gsm8k is not fetched" in line and "7473 train/1319 test" in line, line
+    real = estimate(load_spec(with_source(SPECS / "B_1024.json", str(real_gsm8k), fresh_clone / "r.json")), "h100")
+    assert real["warnings"] == [] and real["steps"] == est["steps"]
+    for key in ("train_tokens", "supervised_tokens", "eval_hours", "gpu_hours"):
+        assert est[key] == pytest.approx(real[key], rel=0.03), key  # mean lengths give the sums
+    assert est["longest_example"] >= real["longest_example"]  # the split's longest row: memory is not understated
+
+
+def test_a_missing_local_directory_is_estimated_and_named(fresh_clone):
+    rows = [estimate(load_spec(SPECS / name), "h100") for name in ("smoke_cpu.json", "smoke_base_cpu.json")]
+    assert [(e["train_examples"], e["eval_prompts"]) for e in rows] == [(64, 64), (0, 64)]
+    [line] = warnings(rows)  # the same cause is said once
+    assert line.startswith("warning: plan: ") and f"{fresh_clone / 'no-gsm8k'} not found" in line, line
+
+
+def test_a_run_model_is_sized_from_the_spec_of_that_run(fresh_clone):
+    qwen = KNOWN["Qwen/Qwen2.5-Math-1.5B"].params
+    decode = SPECS / "decode2048_orig_1024.json"  # model.id run:orig_1024; orig_1024.json beside it
+    named = spec_set([(decode, load_spec(decode))])
+    assert sorted(named) == ["decode2048_orig_1024", "orig_1024"]
+    est = estimate(named["decode2048_orig_1024"], "h100", named)
+    assert (est["model"], est["params"]) == ("Qwen/Qwen2.5-Math-1.5B", qwen) and est["gpu_hours"] > 0
+    alone = Path(shutil.copy(decode, fresh_clone / decode.name))  # no spec of that run anywhere near
+    est = estimate(load_spec(alone), "h100", spec_set([(alone, load_spec(alone))]))
+    assert (est["model"], est["params"], est["gpu_hours"]) == ("run:orig_1024", None, None)
+    given = [(alone, load_spec(alone)), (SPECS / "orig_1024.json", load_spec(SPECS / "orig_1024.json"))]
+    assert estimate(load_spec(alone), "h100", spec_set(given))["params"] == qwen  # found among the given specs
+
+
+def test_a_model_of_unknown_size_is_named_in_the_table_not_fatal(tiny_spec):
+    known = estimate(load_spec(tiny_spec(name="known")), "h100")
+    odd = tiny_spec(name="odd")
+    odd.write_text(json.dumps({**json.loads(odd.read_text()), "model": {"id": "no-such/model"}}))
+    est = estimate(load_spec(odd), "h100")
+    assert est["params"] is None and est["train_hours"] is None and est["gpu_hours"] is None
+    assert (est["train_examples"], est["steps"]) == (known["train_examples"], known["steps"])  # counted all the same
+    rows = {line.split()[0]: line for line in table([known, est]).splitlines()}
+    assert "odd (size of no-such/model unknown)" in rows["odd"] and rows["odd"].rstrip().endswith("?")
+    assert rows["TOTAL"].split()[-1] == f"{known['gpu_hours']:.3f}+?", rows["TOTAL"]
