@@ -31,7 +31,10 @@ from app.rundir.run_dir import RunDir, now
 from app.spec.run_spec import RunSpec, load_spec
 
 SLURM_DIR = ".slurm"  # under the runs root: saved batch scripts, Slurm's own output, submissions.jsonl
-RDZV_PORT = 29500
+# torchrun's rendezvous port: 20000 + (array job id x 1009 + array task id) % 12000, so in
+# [20000, 32000), below Linux's ephemeral ports (32768+). Two tasks of one array (at most 12000, far
+# above Slurm's default MaxArraySize of 1001) never share a port on a node; other arrays shift by 1009.
+RDZV_PORT_BASE, RDZV_PORT_SPAN, RDZV_PORT_STRIDE = 20000, 12000, 1009
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,27 @@ def sbatch_lines(opts: SlurmOptions, n_tasks: int, out_dir: Path) -> list[str]:
     return lines + [f"#SBATCH {x if x.startswith('-') else '--' + x}" for x in opts.extra]
 
 
+def rdzv_port(array_job_id: int, array_task_id: int) -> int:
+    """The rendezvous port of one array task (the batch script computes the same in bash)."""
+    return RDZV_PORT_BASE + (array_job_id * RDZV_PORT_STRIDE + array_task_id) % RDZV_PORT_SPAN
+
+
+RDZV_PORT_BASH = (
+    f"$(( {RDZV_PORT_BASE} + (SLURM_ARRAY_JOB_ID * {RDZV_PORT_STRIDE} + SLURM_ARRAY_TASK_ID) % {RDZV_PORT_SPAN} ))"
+)
+
+
+def srun_cpus(opts: SlurmOptions) -> tuple[str, str]:
+    """(an export line, srun's flag) for --cpus-per-task; empty without it. Since Slurm 22.05 srun no
+    longer inherits the job's --cpus-per-task, and without it every torchrun worker of a node may share
+    one core; SRUN_CPUS_PER_TASK carries it to any srun the work starts itself (Slurm 22.05+ reads it).
+    The value is the job's SLURM_CPUS_PER_TASK, so an edited #SBATCH line is followed."""
+    if opts.cpus_per_task is None:
+        return "", ""
+    cpus = f'"${{SLURM_CPUS_PER_TASK:-{opts.cpus_per_task}}}"'
+    return f"  export SRUN_CPUS_PER_TASK={cpus}\n", f" --cpus-per-task={cpus}"
+
+
 def bash_array(name: str, items: list) -> str:
     return f"{name}=(\n" + "".join(f"  {shlex.quote(str(x))}\n" for x in items) + ")"
 
@@ -171,11 +195,14 @@ DISTRIBUTED = """
 rc=0
 if [ "${{TRAINS[$SLURM_ARRAY_TASK_ID]}}" = 1 ] && [ "$(state_of train)" != complete ]; then
   # torchrun on every node (one srun task per node); the first host is the rendezvous point.
+  # The port follows the array job and task ids (app/launch/slurm.py rdzv_port): two tasks of this
+  # array that share a node never meet on one port.
   HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-  say "training on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es), rendezvous $HEAD:{port}"
-  step srun --kill-on-bad-exit=1 --ntasks-per-node=1 "$PY" -m torch.distributed.run \\
+  PORT={port}
+{export_cpus}  say "training on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es), rendezvous $HEAD:$PORT"
+  step srun --kill-on-bad-exit=1 --ntasks-per-node=1{srun_cpus} "$PY" -m torch.distributed.run \\
     --nnodes="$SLURM_JOB_NUM_NODES" --nproc-per-node={nproc} \\
-    --rdzv-backend=c10d --rdzv-endpoint="$HEAD:{port}" --rdzv-id="$SLURM_JOB_ID" \\
+    --rdzv-backend=c10d --rdzv-endpoint="$HEAD:$PORT" --rdzv-id="$SLURM_JOB_ID" \\
     -m app train "$SPEC" --runs-dir "$RUNS" --resume
   rc=$?
 fi
@@ -196,6 +223,12 @@ exit "$rc"
 """
 
 
+def distributed_part(opts: SlurmOptions) -> str:
+    """The torchrun-under-srun part of the task body, with its port and CPU settings."""
+    export_cpus, cpus_flag = srun_cpus(opts)
+    return DISTRIBUTED.format(nproc=opts.nproc, port=RDZV_PORT_BASH, export_cpus=export_cpus, srun_cpus=cpus_flag)
+
+
 def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python: str, workdir: Path) -> str:
     """The whole sbatch script for one sweep: header, per-task arrays, the task body."""
     check_options(opts)
@@ -214,7 +247,7 @@ def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python:
         "export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1  # library progress bars garble log files",
         *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
         TASK_BODY.replace("{exit_code}", str(EXIT_CODE)).rstrip(),
-        (DISTRIBUTED.format(nproc=opts.nproc, port=RDZV_PORT) if opts.distributed else SINGLE).rstrip(),
+        (distributed_part(opts) if opts.distributed else SINGLE).rstrip(),
         TAIL.rstrip(),
     ]
     return "\n".join(p for p in parts if p) + "\n"

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from app.errors import UserError
-from app.launch.slurm import SlurmOptions, Task, batch_script, parse_time, sbatch_lines, select_tasks, task_for
+from app.launch.slurm import (
+    SlurmOptions,
+    Task,
+    batch_script,
+    distributed_part,
+    parse_time,
+    rdzv_port,
+    sbatch_lines,
+    select_tasks,
+    task_for,
+)
 from app.rundir.run_dir import RunDir
 from tests.helpers import repro
 
@@ -58,8 +68,51 @@ def test_multi_node_script_starts_torchrun_under_srun_with_slurm_rendezvous(tmp_
     assert "#SBATCH --ntasks-per-node=1" in script
     assert 'HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in script
     assert '--nnodes="$SLURM_JOB_NUM_NODES" --nproc-per-node=8' in script
-    assert '--rdzv-endpoint="$HEAD:29500"' in script and "-m app train" in script
+    assert '--rdzv-endpoint="$HEAD:$PORT"' in script and "-m app train" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def run_training_part(opts: SlurmOptions, tmp_path: Path, **env: str) -> tuple[str, list[str], str]:
+    """Run the script's torchrun part in bash with srun's launch recorded: (stdout, the command that
+    `step` was given, SRUN_CPUS_PER_TASK as the command would see it)."""
+    stubs = f"""
+set -u
+TRAINS=(1 1 1 1 1 1 1 1) PY=/venv/bin/python SPEC=s.json RUNS=runs requeue=1  # requeue: no eval step
+scontrol() {{ printf 'node1\\nnode2\\n'; }}
+state_of() {{ echo new; }}
+say() {{ echo "say: $*"; }}
+step() {{ printf '%s\\n' "$@" >{tmp_path}/argv; echo "${{SRUN_CPUS_PER_TASK:-unset}}" >{tmp_path}/cpus; }}
+"""
+    base = {"PATH": "/usr/bin:/bin", "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_JOB_NUM_NODES": "2"}
+    proc = subprocess.run(
+        ["bash", "-c", stubs + distributed_part(opts)], env={**base, **env}, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, (tmp_path / "argv").read_text().splitlines(), (tmp_path / "cpus").read_text().strip()
+
+
+def test_srun_gets_the_jobs_cpus_per_task(tmp_path):
+    ids = {"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "0", "SLURM_JOB_ID": "7"}
+    opts = SlurmOptions(nodes=2, gpus_per_node=4, cpus_per_task=16)
+    _, argv, cpus = run_training_part(opts, tmp_path, **ids, SLURM_CPUS_PER_TASK="16")
+    assert argv[:4] == ["srun", "--kill-on-bad-exit=1", "--ntasks-per-node=1", "--cpus-per-task=16"], argv
+    assert cpus == "16"  # any srun the work starts itself gets it too
+    _, argv, _ = run_training_part(opts, tmp_path, **ids, SLURM_CPUS_PER_TASK="12")  # an edited #SBATCH line
+    assert "--cpus-per-task=12" in argv
+    _, argv, cpus = run_training_part(SlurmOptions(nodes=2, gpus_per_node=4), tmp_path, **ids)
+    assert not any(a.startswith("--cpus-per-task") for a in argv) and cpus == "unset"  # the cluster's default
+
+
+def test_rendezvous_port_follows_the_array_job_and_task(tmp_path):
+    ports = [rdzv_port(123456, task) for task in range(1001)]  # Slurm's default MaxArraySize
+    assert len(set(ports)) == len(ports) and all(20000 <= p < 32000 for p in ports)  # below ephemeral ports
+    assert rdzv_port(123457, 0) != rdzv_port(123456, 0)
+    opts = SlurmOptions(nodes=2, gpus_per_node=2)
+    for job, task in ((123456, 0), (123456, 5), (98765432, 7)):
+        env = {"SLURM_ARRAY_JOB_ID": str(job), "SLURM_ARRAY_TASK_ID": str(task), "SLURM_JOB_ID": str(job + task)}
+        out, argv, _ = run_training_part(opts, tmp_path, **env)
+        port = rdzv_port(job, task)
+        assert f"--rdzv-endpoint=node1:{port}" in argv and f"rendezvous node1:{port}" in out, (argv, out)
 
 
 def test_complete_runs_are_not_submitted(tiny_spec, tmp_path):
