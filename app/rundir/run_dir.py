@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import json
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from app.errors import UserError, WriteFailed
 from app.faults import file_fault
+from app.rundir import lock_file
 from app.rundir.layout import LOCK_FILE, SPEC_JSON, STATUS_JSON, TRANSIENT_DIRS, VOLATILE_FILES, read_run_json
 
 
@@ -183,12 +183,35 @@ def safe_child(root: Path, name: str) -> Path:
     return child
 
 
+# flock's answers on a file system that does not support it (Lustre noflock: ENOSYS; NFS without lockd: ENOLCK).
+FLOCK_UNSUPPORTED = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
+
+
+def flock_works(directory: Path) -> bool:
+    """Whether flock works on this directory's file system (probed on the directory, so `.lock` is
+    not created before the lock kind is known)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError as exc:
+        if exc.errno in FLOCK_UNSUPPORTED:
+            return False
+        raise
+    finally:
+        os.close(fd)
+    return True
+
+
 class RunDir:
     """One run's directory. Stages record running/complete/failed in status.json."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock_fh = None
+        self._lock_fd = None  # the O_EXCL lock file's, where flock does not work
 
     def file(self, rel: str) -> Path:
         return self.path / rel
@@ -214,11 +237,25 @@ class RunDir:
         return self.status()["stages"].get(stage, {}).get("state")
 
     def lock(self) -> None:
-        """Take an exclusive lock for this process (released on exit, even on SIGKILL), then refuse a
-        directory holding a symlink. `.lock` is opened without following a link and names the holder
-        (pid on host), so a second process can say who has the directory."""
+        """Take an exclusive lock for this process, then refuse a directory holding a symlink.
+
+        `flock` on `.lock` where it works (released on exit, even on SIGKILL); `.lock` is opened
+        without following a link and names the holder (pid on host), so a second process can say who
+        has the directory. Where flock does not work (or REPRO_LOCK=file, e.g. Lustre `localflock`,
+        whose flock holds within one node only) the lock is an O_EXCL lock file (lock_file.py)."""
         self.path.mkdir(parents=True, exist_ok=True)
         refuse_symlinks(self.path)  # before creating .lock: a refused directory gains no file
+        if os.environ.get("REPRO_LOCK") == "file" or not flock_works(self.path):
+            self._lock_fd = lock_file.take(self.file(LOCK_FILE))
+        else:
+            self._flock()
+        try:
+            refuse_symlinks(self.path)  # again under the lock: a link planted meanwhile
+        except UserError:
+            self.unlock()
+            raise
+
+    def _flock(self) -> None:
         # Opened without truncating: until the lock is ours, the file names the current holder.
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -235,13 +272,8 @@ class RunDir:
             os.close(fd)
             raise UserError(f"{self.path}: in use by another process ({holder})") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        os.pwrite(fd, lock_file.holder_record().encode(), 0)
         self._lock_fh = os.fdopen(fd, "w")
-        try:
-            refuse_symlinks(self.path)  # again under the lock: a link planted meanwhile
-        except UserError:
-            self.unlock()
-            raise
 
     def drop_interrupted_writes(self) -> None:
         """Remove the temp files of atomic writes a kill interrupted (call only while holding the lock)."""
@@ -252,6 +284,9 @@ class RunDir:
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
+        if self._lock_fd is not None:
+            lock_file.release(self.file(LOCK_FILE), self._lock_fd)
+            self._lock_fd = None
 
     def set_stage(self, stage: str, state: str, required: list[str], error: str | None = None) -> None:
         """Record `stage` as `state` (running, complete, failed, interrupted) in status.json."""
