@@ -3,7 +3,7 @@
 A run is summarised as a `RunOutcome`: its group, size and, per evaluated item, its status (see
 app/eval/grading.py), from which strict correctness and the format-failure indicator are derived.
 
-Rules (README "The study"):
+Rules (docs/study.md, "The study"):
 - "better" checks (criteria 1 and 2): exact McNemar on the paired items, Holm-corrected over the
   checks of one criterion; fewer than MIN_DISCORDANT discordant items is "not enough data" whatever
   the p-value; otherwise met iff the Holm-adjusted p < ALPHA in the right direction.
@@ -101,7 +101,7 @@ def compare(label: str, a: RunOutcome, b: RunOutcome, attr: str, higher_is_bette
 
 
 def better_verdict(check: Check, higher_is_better: bool, p: float | None) -> str:
-    """README rule: too few discordant items → not enough data; else met iff significant the right way."""
+    """docs/study.md rule: too few discordant items → not enough data; else met iff significant the right way."""
     if p is None or check.discordant < MIN_DISCORDANT:
         return NED
     improved = check.value_b > check.value_a if higher_is_better else check.value_b < check.value_a

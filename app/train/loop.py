@@ -178,7 +178,7 @@ def step_record(
     step_s: float,
     elapsed_s: float,
 ) -> dict:
-    """One train_log.jsonl line (keys documented in the README)."""
+    """One train_log.jsonl line (keys documented in docs/run-directory.md)."""
     return {
         "step": step,
         "epoch": epoch,
