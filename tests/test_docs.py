@@ -1,5 +1,6 @@
 """The docs stay short and connected: the README fits on a screen or two, and no relative link is dead."""
 
+import json
 import re
 from pathlib import Path
 
@@ -61,3 +62,43 @@ def test_the_link_check_catches_a_dead_file_and_a_dead_anchor(tmp_path):
     (tmp_path / "b.md").write_text(links + "\n```\n[z](d.md)\n```\n")
     assert dead_links(tmp_path / "b.md", tmp_path) == ["b.md: a.md#no-such", "b.md: c.md"]
     assert dead_links(tmp_path / "a.md", tmp_path) == []
+
+
+def leaf_commands(group, prefix: str = "") -> list[str]:
+    """The words typed after `repro` for every command of the typer app (sub-apps walked)."""
+    out = []
+    for name, command in sorted(group.commands.items()):
+        out += leaf_commands(command, f"{prefix}{name} ") if hasattr(command, "commands") else [prefix + name]
+    return out
+
+
+def test_every_command_and_make_target_is_in_the_reference():
+    """docs/commands.md names every `repro` command (`repro NAME` in its Commands table) and every make target."""
+    import typer
+
+    from app.cli import app
+
+    doc = (REPO / "docs" / "commands.md").read_text()
+    commands = leaf_commands(typer.main.get_command(app))
+    targets = re.findall(r"^([\w-]+):.*##", (REPO / "Makefile").read_text(), flags=re.M)
+    assert len(commands) > 20 and "setup" in targets
+    assert [c for c in commands if not re.search(rf"^\| `repro {re.escape(c)}[` ]", doc, flags=re.M)] == []
+    missing = [t for t in targets if not re.search(rf"`make {re.escape(t)}[` ]", doc) and t not in ("help", "clean")]
+    assert missing == []
+
+
+def test_every_eval_metric_is_in_the_run_directory_reference():
+    """docs/run-directory.md's `eval_metrics.json` list names every key `summarize` computes
+    (`gen_tokens_p50`/`_p90`/`_max` counts for all three)."""
+    from app.eval.metrics import summarize
+
+    doc = (REPO / "docs" / "run-directory.md").read_text()
+    keys_text = doc[doc.index("`eval_metrics.json` keys") :]
+    predictions = next((REPO / "docs" / "cpu_study" / "runs").glob("cpu_B_128-*")) / "predictions.jsonl"
+    metrics = summarize([json.loads(line) for line in predictions.read_text().splitlines()])
+
+    def named(key: str) -> bool:
+        base, _, suffix = key.rpartition("_")
+        return f"`{key}`" in keys_text or (f"`{base}_p50`/" in keys_text and f"`_{suffix}`" in keys_text)
+
+    assert len(metrics) > 15 and [k for k in metrics if not named(k)] == []
