@@ -243,9 +243,7 @@ def run_training(
         lr_now = lr_at(step, total_steps, opts.lr, opts.schedule, opts.warmup_ratio, opts.min_lr_ratio)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr_now
-        micro_batches, items = step_items(
-            lengths, seed, step, opts.micro_batch_size, accum, world, rank, group
-        )
+        micro_batches, items = step_items(lengths, seed, step, opts.micro_batch_size, accum, world, rank, group)
         n_window = sum(examples[i].n_supervised for i in items)
         loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), device, opts.dtype, world)
         grad_norm = optimizer_step(model, optimizer, opts.max_grad_norm)
