@@ -31,7 +31,7 @@ from app.rundir.run_dir import atomic_write_bytes, refuse_symlinks
 from app.rundir.verify import REPORT_FILES, verify_reads, warn
 from app.spec.identity import RUN_PREFIX
 from app.spec.run_spec import load_spec
-from app.study.comparability import mismatches
+from app.study.comparability import mismatches, training_mismatches
 from app.study.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
 
 
@@ -197,6 +197,7 @@ def build_report(
         raise UserError("report: no run directories given")
     top_warnings = [f"unverified run, reported anyway (--allow-unverified): {r.path}" for r in runs if r.unverified]
     top_warnings += comparability_warnings(runs, allow_mixed_eval)
+    top_warnings += training_mismatches(runs)
     outcomes = [outcome(r) for r in runs if r.group != "decode"]
     trained = sorted({r.size for r in runs if r.size and r.group != "decode"})
     fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes
