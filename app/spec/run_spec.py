@@ -161,7 +161,12 @@ class EvalSpec(_Section):
     max_new_tokens: int = Field(1024, ge=1, le=32768, description="generation cap per question")
     stop: tuple[StopString, ...] = Field(("</answer>",), description="stop strings (kept in the output), non-empty")
     temperature: Literal[0, 0.0] = Field(0.0, description="must be 0: greedy decoding")
-    batch_size: int = Field(64, ge=1, le=4096, description="prompts per generation call / resume chunk")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="prompts per generation call / resume chunk (>= 512 where vLLM's kernels are batch-invariant)",
+    )
 
 
 class RunSpec(_Section):
