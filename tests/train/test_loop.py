@@ -119,7 +119,7 @@ def test_resume_after_sigkill_reaches_identical_weights(tiny_spec, tmp_path):
 @pytest.mark.faults
 def test_one_spec_on_one_and_two_processes_takes_the_same_steps_on_the_same_examples(tiny_spec, tmp_path):
     """train.global_batch fixes the recipe: 1 process accumulates 4 micro-batches, 2 processes 2 each."""
-    spec = tiny_spec(name="recipe", train={"max_steps": 3, "micro_batch_size": 1, "global_batch": 4})
+    spec = tiny_spec(name="recipe", train={"max_steps": 3, "micro_batch_size": 1, "grad_accum": 4, "global_batch": 4})
     one = repro("train", str(spec), "--runs-dir", str(tmp_path / "one"), "--no-progress")
     assert one.returncode == 0, one.stderr
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
