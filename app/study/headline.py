@@ -75,13 +75,14 @@ def why(criterion: dict) -> str:
     """One sentence saying which checks decided the criterion's verdict."""
     checks = criterion["checks"]
     by = {w: [_get(c, "label").split(":")[0] for c in checks if _get(c, "verdict") == w] for w in VERDICT_BY_WORD}
-    noninferiority = all(_get(c, "p_holm") is None for c in checks)
+    if not any(_get(c, "n") for c in checks):
+        return "The runs it compares are not in this report."
     if criterion["verdict"] == "met":
         return "Every comparison shows it."
     if criterion["verdict"] == "not met":
         shown = f"Shown for {', '.join(by['met'])}; not" if by["met"] else "Not"
         return f"{shown} shown for {', '.join(by['not met'])}."
-    if noninferiority:
+    if "non-inferiority" in criterion["rule"]:
         margin = re.search(r"δ = ([0-9.]+)", criterion["rule"])
         cis = "; ".join(_ci(_get(c, "ci")).removeprefix("95% CI ") for c in checks if _get(c, "ci"))
         where = f"−{margin.group(1)}" if margin else "the margin"

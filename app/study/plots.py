@@ -123,6 +123,8 @@ def _legend_below(fig, ax, ncol: int = 8) -> None:
     """One legend for the figure, under the panels, never over the data."""
     handles, labels = ax.get_legend_handles_labels()
     seen = dict(zip(labels, handles))
+    if not seen:
+        return
     fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=min(ncol, len(seen)), fontsize=8, frameon=False)
 
 
