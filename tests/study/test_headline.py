@@ -50,3 +50,10 @@ def test_not_enough_data_says_why_in_numbers():
 
 def test_the_three_verdict_words_look_different():
     assert len({v.css for v in VERDICTS}) == len({v.mark for v in VERDICTS}) == len(VERDICTS) == 3
+
+
+def test_a_criterion_whose_runs_are_absent_says_so():
+    only_orig = [r for r in study() if r.group == "orig"]
+    d = {"criteria": evaluate_criteria(only_orig, [32, 64, 128], [64, 128])}
+    assert all(h["why"] == "The runs it compares are not in this report." for h in headline(d))
+    assert all(line.endswith("a run is missing") for h in headline(d) for _, line in h["numbers"])
