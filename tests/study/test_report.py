@@ -41,10 +41,12 @@ def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     assert md.count("\n| ") >= 7 and "strict ± 95% CI" in md
-    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
+    for name in ("format.png", "accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "src='accuracy.png'" not in page
+    assert page.count("data:image/png;base64,") == 6 and "src='accuracy.png'" not in page
+    assert page.index("id='headline'") < page.index("id='runs-table'")  # the answer first, then the runs
+    assert md.index("## The answer") < md.index("## Runs")
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert len(doc["criteria"]) == 3
     assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
