@@ -43,9 +43,17 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
 
 
 @app.command(rich_help_panel=PREPARE)
-def schema() -> None:
-    """Print the JSON Schema of a run spec (every field described), for editors and validators."""
-    from app.spec.schema import json_schema
+def schema(
+    report: bool = typer.Option(False, "--report", help="the schema of `repro report`'s report.json instead"),
+) -> None:
+    """Print the JSON Schema of a run spec (every field described), for editors and validators.
+
+    Example: `repro schema > run-spec.schema.json` (`repro schema --report` for report.json)
+    """
+    if report:
+        from app.study.report_json import json_schema
+    else:
+        from app.spec.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 
