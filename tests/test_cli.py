@@ -247,6 +247,14 @@ def _export_mlflow(ctx: Ctx) -> None:
     assert out.startswith("EXPORTED "), out
 
 
+@happy("export lm-eval")
+def _export_lm_eval(ctx: Ctx) -> None:
+    out = ok("export", "lm-eval", ctx.run(), "--out", ctx.tmp / "lm")
+    results, samples = [Path(line.removeprefix("WROTE ")) for line in out.splitlines()]
+    assert results.name.startswith("results_") and samples.name.startswith("samples_gsm8k_r1_zero_v1_"), out
+    assert "exact_match,strict-match" in json.loads(results.read_text())["results"]["gsm8k_r1_zero_v1"]
+
+
 @pytest.fixture
 def no_signal_handlers():
     """train/eval/run install SIGTERM/SIGUSR1 handlers; give pytest its defaults back."""
