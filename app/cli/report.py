@@ -11,7 +11,7 @@ from app.cli.common import REPORT, UNVERIFIED, app, note, run_arg, user_errors
 
 @app.command(rich_help_panel=REPORT)
 def report(
-    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     out: Path = typer.Option(Path("report"), "--out", help="output directory"),
     title: str = typer.Option("GSM8K SFT study", "--title"),
     allow_mixed_eval: bool = typer.Option(
@@ -38,7 +38,7 @@ def report(
 
 @app.command(rich_help_panel=REPORT)
 def publish(
-    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     out: Path = typer.Option(..., "--out", help="writes OUT/runs/<run>/ (and the report into OUT/)"),
     report: Path = typer.Option(None, "--report", help="a `repro report` directory to publish with the runs"),
     missing_as_omitted: bool = typer.Option(
@@ -67,7 +67,7 @@ app.add_typer(export_app, name="export", rich_help_panel=REPORT)
 
 @export_app.command("mlflow")
 def export_mlflow(
-    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
     experiment: str = typer.Option("repro", "--experiment"),
     report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),
