@@ -8,6 +8,7 @@ import pytest
 from app.launch.stages import run_stages
 from app.spec.run_spec import load_spec, spec_hash
 from app.study.matrix import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
+from app.study.report_json import ReportJson
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,6 +47,7 @@ def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "src='accuracy.png'" not in page
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert ReportJson.model_validate(doc).schema_version == 1
     criteria = [s for s in doc["sections"] if s["kind"] == "criterion"]
     assert [c["id"] for c in criteria] == ["criterion_1", "criterion_2", "criterion_3"]
     assert all(c["verdict"] in ("met", "not met", "not enough data") for c in criteria)
