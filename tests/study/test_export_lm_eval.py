@@ -17,6 +17,7 @@ import pytest
 
 from app.errors import UserError
 from app.study.export_lm_eval import export
+from tests.helpers import repro
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "docs" / "cpu_study" / "runs" / "cpu_base-d44b4f90"  # strict 0/64, diagnostic 3/64
@@ -155,3 +156,6 @@ def test_a_prompt_that_no_longer_matches_is_an_error_naming_its_index(tmp_path, 
     with pytest.raises(UserError, match=r"predictions.jsonl: index 3: the prompt rendered from r1_zero_v1"):
         export(RUN, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
+    out = repro("export", "lm-eval", str(RUN), "--out", str(tmp_path / "out"), env={"GSM8K_DIR": str(data)})
+    (line,) = out.stderr.splitlines()
+    assert out.returncode == 2 and line.startswith("error: ") and "index 3:" in line, out.stderr
