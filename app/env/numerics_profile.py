@@ -81,5 +81,6 @@ def recorded_profile(env_entry: dict) -> dict:
     rec = env_entry.get("numerics_profile")
     if isinstance(rec, dict) and rec.get("profile") in PROFILES:
         return rec
-    legacy = env_entry.get("determinism_env") or {}
+    legacy = env_entry.get("determinism_env")
+    legacy = legacy if isinstance(legacy, dict) else {}
     return {"profile": "native", "variables": {k: legacy.get(k) for k in VARIABLES}}

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.rundir.layout import DATA_JSON, ENV_JSON, SPEC_JSON, read_run_json, stage_of
 from app.rundir.manifest import read_manifest, sealed_stage
 from app.rundir.paths import is_link, refuse_special
@@ -144,6 +144,7 @@ def expect(spec: RunSpec, src: Path, stages: list[str]) -> dict[str, Promise]:
     from app.env.fingerprint import latest_env
 
     envs = read_run_json(src / ENV_JSON) if (src / ENV_JSON).is_file() else {}
+    envs = envs if isinstance(envs, dict) else {}
     recorded = {s: recorded_machine(latest_env(envs, s)) for s in stages if latest_env(envs, s)}
     return promises(stages, spec.eval.backend, recorded, this_machine(spec))
 
@@ -169,7 +170,7 @@ def replay(
         raise UserError(f"{dest}: already exists; replay needs a fresh directory (another --out)")
     check_data(spec, src)
     expected = expect(spec, src, stages)
-    log(expectation_line(expected))  # before starting: a long replay should not end in a surprise
+    log(one_line(expectation_line(expected)))  # before starting: a long replay should not end in a surprise
     with stored_spec(spec, src / SPEC_JSON, trust_remote_code, log):
         execute(spec, src, Path(out), stages, manifest, progress)
     files = compare_runs(src, dest, recorded_hashes(manifest), stages)

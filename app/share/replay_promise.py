@@ -35,11 +35,14 @@ class Promise:
 
 
 def recorded_machine(entry: dict) -> Machine:
-    """The recording machine, from one stage's latest env.json attempt."""
+    """The recording machine, from one stage's latest env.json attempt (a stranger's file: any shape)."""
+    entry = entry if isinstance(entry, dict) else {}
     rec = recorded_profile(entry)
-    gpus = tuple(str(g.get("name")) for g in entry.get("gpus") or [] if isinstance(g, dict))
-    variables = {k: (rec.get("variables") or {}).get(k) for k in VARIABLES}
-    return Machine(entry.get("cpu"), entry.get("machine"), gpus, rec["profile"], variables)
+    listed = entry.get("gpus") if isinstance(entry.get("gpus"), list) else []
+    gpus = tuple(str(g.get("name")) for g in listed if isinstance(g, dict))
+    recorded = rec.get("variables") if isinstance(rec.get("variables"), dict) else {}
+    variables = {k: recorded.get(k) for k in VARIABLES}
+    return Machine(str(entry.get("cpu")), str(entry.get("machine")), gpus, rec["profile"], variables)
 
 
 def current_machine(cpu: str, arch: str, gpus: tuple[str, ...], profile: str, environ: dict, avx2: bool) -> Machine:

@@ -84,3 +84,9 @@ def test_a_run_from_before_profiles_reads_as_native():
 def test_the_verdict_says_whether_a_difference_was_promised(cpus, profile, bad, verdict):
     line = outcome(expect(*cpus, profile), bad)
     assert line.startswith(verdict), line
+
+
+def test_a_malformed_recorded_environment_promises_nothing_and_does_not_crash():
+    now = current_machine(EPYC, "x86_64", (), "native", {}, True)
+    for junk in ("text", {"gpus": 3, "numerics_profile": {"profile": "portable", "variables": [1]}}, {"cpu": None}):
+        assert not promises(["train"], "vllm", {"train": recorded_machine(junk)}, now)["train"].promised
