@@ -65,14 +65,16 @@ def apply(name: str) -> dict:
 
 def record() -> dict:
     """env.json `numerics_profile`: the profile applied, the variables in force, whether torch was
-    already imported when they were set, and the kernel level torch picked (when torch is loaded)."""
+    already imported when they were set, and the kernel level and thread count torch picked (when loaded)."""
     torch = sys.modules.get("torch")
     capability = torch.backends.cpu.get_cpu_capability() if torch is not None else None
+    threads = torch.get_num_threads() if torch is not None else None
     return {
         "profile": _applied.get("profile"),
         "variables": {k: os.environ.get(k) for k in VARIABLES},
         "torch_imported_before": _applied.get("torch_imported_before"),
         "aten_cpu_capability": capability,
+        "torch_threads": threads,
     }
 
 

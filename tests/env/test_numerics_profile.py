@@ -41,6 +41,7 @@ def test_a_fresh_process_sets_the_profile_before_torch_and_records_it(tiny_spec,
         assert rec["torch_imported_before"] is False
         assert {k: rec["variables"][k] for k in PROFILES["portable"]} == PROFILES["portable"]
         assert rec["aten_cpu_capability"] == "AVX2"  # the cap acted: torch dispatches its AVX2 kernels
+        assert rec["torch_threads"] == int(PROFILES["portable"]["OMP_NUM_THREADS"])
 
 
 def test_a_profile_too_late_for_a_loaded_torch_is_refused(monkeypatch):
