@@ -6,13 +6,15 @@
 Each variant runs in a fresh process (the variables act only when torch loads), alternating
 native/portable round by round so a busy machine slows both alike. A child trains random weights
 (seeded, the real configuration) with the project's loss and optimizer on fixed random batches and
-prints tokens/s and every step's loss as a float hex: equal hex = equal bits. `--bits` adds one
+prints tokens/s, every step's loss as a float hex and the sha256 of the trained weights: equal = equal
+bits. `--bits` adds one
 variable at a time (ATen cap, oneDNN cap, MKL branch) to show which of them moves the bits here.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -57,9 +59,11 @@ def child(variant: str, shape: str, batch: int, seq: int, steps: int) -> dict:
         loss.backward()
         optimizer_step(model, opt, 1.0)
         losses.append(float(loss).hex())
+    weights = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
     return {
         "tokens_per_s": batch * seq * steps / (time.perf_counter() - t0),
         "losses": losses,
+        "weights": weights.hexdigest()[:16],
         "capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
     }
@@ -92,19 +96,23 @@ def main() -> None:
             tps = ", ".join(f"{r['tokens_per_s']:.1f}" for r in results)
             r = results[0]
             print(f"{shape:<13} {variant:<9} {r['capability']:<7} threads={r['threads']} tokens/s [{tps}]")
-            print(f"{'':<13} {'':<9} losses {' '.join(r['losses'])}")
+            print(f"{'':<13} {'':<9} weights {r['weights']} losses {' '.join(r['losses'])}")
         best = {v: max(r["tokens_per_s"] for r in rs) for v, rs in runs.items()}
-        same = runs["native"][0]["losses"] == runs["portable"][0]["losses"]
-        repeat = all(r["losses"] == rs[0]["losses"] for rs in runs.values() for r in rs)
+        same = bits(runs["native"][0]) == bits(runs["portable"][0])
+        repeat = all(bits(r) == bits(rs[0]) for rs in runs.values() for r in rs)
         print(
             f"{shape:<13} portable/native = {best['portable'] / best['native']:.2f} (best of {args.rounds}); "
-            f"losses {'EQUAL' if same else 'DIFFER'} native vs portable; each variant repeats: {repeat}"
+            f"weights+losses {'EQUAL' if same else 'DIFFER'} native vs portable; each variant repeats: {repeat}"
         )
         if args.bits:
             for variant in ONE_AT_A_TIME:
                 r = spawn(variant, shape, args)
-                moved = "same bits as native" if r["losses"] == runs["native"][0]["losses"] else "bits move"
-                print(f"{shape:<13} {variant:<15} {moved}: losses {' '.join(r['losses'])}")
+                moved = "same bits as native" if bits(r) == bits(runs["native"][0]) else "bits move"
+                print(f"{shape:<13} {variant:<15} {moved}: weights {r['weights']} losses {' '.join(r['losses'])}")
+
+
+def bits(result: dict) -> tuple:
+    return result["weights"], tuple(result["losses"])
 
 
 def cpu_name() -> str:
