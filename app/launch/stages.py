@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from app import preempt
+from app.env import numerics_profile
 from app.env.fingerprint import record_env
 from app.errors import UserError
 from app.faults import fault
@@ -137,6 +138,7 @@ def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
 
 def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     """Train (resuming) if needed, then evaluate if needed, holding the run's lock throughout."""
+    numerics_profile.apply(spec.numerics)  # before anything loads torch
     single_process("repro run (its eval stage)")
     run = open_spec_run(spec, runs_root)
     try:
@@ -163,6 +165,7 @@ def stage_done(run: RunDir, stage: str, spec: RunSpec) -> bool:
 
 def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: bool = True) -> RunDir:
     """Train the spec's model on its subset; writes checkpoint/ and the training logs."""
+    numerics_profile.apply(spec.numerics)  # every torchrun rank, before anything loads torch
     if spec.train is not None:  # a global batch this process count cannot split: refused before anything exists
         spec.train.accumulation(int(os.environ.get("WORLD_SIZE", "1")))
     run = open_spec_run(spec, runs_root) if int(os.environ.get("RANK", "0")) == 0 else None
@@ -178,7 +181,6 @@ def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: 
 def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: bool, progress: bool) -> RunDir:
     from transformers import AutoTokenizer
 
-    from app.env.determinism import runtime_record
     from app.inputs.models import resolve_model
     from app.inputs.remote_code import allowed
     from app.train.loop import run_training, set_determinism
@@ -197,7 +199,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
     with ctx:
         set_determinism(spec.seed)  # before recording, so env.json shows the settings training runs under
         if rank == 0:
-            record_env(run, "train", {"runtime": runtime_record(spec.seed)})
+            record_env(run, "train", stage_env(spec))
         m = spec.model
         model_path = resolve_model(m.id, m.revision)
         trust = allowed(spec)  # the same for the tokenizer here and the model in run_training
@@ -218,6 +220,13 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
         if rank == 0:
             finish_train(run, spec, model_path, summary, examples, dropped)
     return run
+
+
+def stage_env(spec: RunSpec) -> dict:
+    """What a stage adds to its env.json entry: torch's runtime and the numerics profile in force."""
+    from app.env.determinism import runtime_record
+
+    return {"runtime": runtime_record(spec.seed), "numerics_profile": numerics_profile.record()}
 
 
 def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, examples: list, dropped: int) -> None:
@@ -275,6 +284,7 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
 
 def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:
     """Evaluate (resuming an interrupted eval); writes predictions.jsonl and eval_metrics.json."""
+    numerics_profile.apply(spec.numerics)  # before anything loads torch; vLLM inherits the variables
     single_process("eval")
     run = open_spec_run(spec, runs_root)
     try:
@@ -286,7 +296,7 @@ def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[R
 
 
 def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dict]:
-    from app.env.determinism import apply_eval, runtime_record
+    from app.env.determinism import apply_eval
     from app.eval.evaluate import print_summary, run_eval
 
     if run.stage_state("eval") == "complete":
@@ -294,7 +304,7 @@ def _eval_stage(spec: RunSpec, run: RunDir, progress: bool) -> tuple[RunDir, dic
     with sealed_stage(run, "eval", required_stages(spec)):
         # Set here, not inherited: `repro run` evaluates after training in the same process.
         numerics = apply_eval(spec.seed)
-        record_env(run, "eval", {"runtime": runtime_record(spec.seed)})
+        record_env(run, "eval", stage_env(spec))
         model_path = eval_model_path(spec, run)
         journal = PartialLog(run, PREDICTIONS_JSONL)
         pred_path = run.file(PREDICTIONS_JSONL)

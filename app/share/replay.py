@@ -8,17 +8,29 @@ lists the environment differences that might explain any mismatch.
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import UserError
+from app.errors import UserError, one_line
 from app.rundir.layout import DATA_JSON, ENV_JSON, SPEC_JSON, read_run_json, stage_of
 from app.rundir.manifest import read_manifest, sealed_stage
 from app.rundir.paths import is_link, refuse_special
 from app.rundir.run_dir import refuse_symlinks
 from app.share.publish import recorded_hashes
 from app.share.replay_check import FileResult, compare_runs
+from app.share.replay_promise import (
+    VERDICT_HEAD,
+    Machine,
+    Promise,
+    current_machine,
+    expectation_line,
+    promises,
+    recorded_machine,
+    verdict_kind,
+)
 from app.spec.run_spec import RunSpec, load_spec
 
 LOCATION_KEYS = {"source"}  # data.json: where the data was read from, not what it is
@@ -30,6 +42,7 @@ class Replay:
     dest: Path
     files: list[FileResult]
     env: list[str]
+    promises: dict[str, Promise] = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -112,6 +125,30 @@ def env_differences(src: Path, dest: Path, stages: list[str]) -> list[str]:
     return lines
 
 
+def this_machine(spec: RunSpec) -> Machine:
+    """This machine as the replay will run it (the spec's numerics profile applied)."""
+    from app.env.fingerprint import cpu_name, gpu_info
+
+    gpus = tuple(str(g.get("name")) for g in gpu_info())
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    avx2 = "avx2" in flags.split()
+    return current_machine(cpu_name(), platform.machine(), gpus, spec.numerics, dict(os.environ), avx2)
+
+
+def expect(spec: RunSpec, src: Path, stages: list[str]) -> dict[str, Promise]:
+    """Per replayed stage, whether byte identity is promised on this machine (read from the run's env.json)."""
+    from app.env.fingerprint import latest_env
+
+    envs = read_run_json(src / ENV_JSON) if (src / ENV_JSON).is_file() else {}
+    envs = envs if isinstance(envs, dict) else {}
+    recorded = {s: recorded_machine(latest_env(envs, s)) for s in stages if latest_env(envs, s)}
+    return promises(stages, spec.eval.backend, recorded, this_machine(spec))
+
+
 def replay(
     run_dir: Path, out: Path, stage: str = "all", progress: bool = False, trust_remote_code: bool = False, log=print
 ) -> Replay:
@@ -132,10 +169,12 @@ def replay(
     if dest.exists() or is_link(dest):
         raise UserError(f"{dest}: already exists; replay needs a fresh directory (another --out)")
     check_data(spec, src)
+    expected = expect(spec, src, stages)
+    log(one_line(expectation_line(expected)))  # before starting: a long replay should not end in a surprise
     with stored_spec(spec, src / SPEC_JSON, trust_remote_code, log):
         execute(spec, src, Path(out), stages, manifest, progress)
     files = compare_runs(src, dest, recorded_hashes(manifest), stages)
-    return Replay(src, dest, files, env_differences(src, dest, stages))
+    return Replay(src, dest, files, env_differences(src, dest, stages), expected)
 
 
 def summary_lines(result: Replay) -> list[str]:
@@ -144,7 +183,8 @@ def summary_lines(result: Replay) -> list[str]:
     lines += [f"  env {line}" for line in result.env]
     bad = [f.rel for f in result.files if not f.ok]
     if bad:
-        lines.append(f"REPLAY DIFFERS {result.src} -> {result.dest}: {len(bad)} file(s): {', '.join(bad)}")
+        head = VERDICT_HEAD[verdict_kind([stage_of(rel) for rel in bad], result.promises)]
+        lines.append(f"{head} {result.src} -> {result.dest}: {len(bad)} file(s): {', '.join(bad)}")
     elif any(f.verdict == "regraded" for f in result.files):
         lines.append(
             f"REPLAY identical outputs {result.src} -> {result.dest} "

@@ -187,6 +187,12 @@ class RunSpec(_Section):
     prompt: PromptSpec = Field(PromptSpec(), description="prompt/target template")
     train: TrainSpec | None = Field(None, description="training settings; omit to evaluate the base model")
     eval: EvalSpec = Field(EvalSpec(), description="evaluation settings")
+    numerics: Literal["native", "portable"] = Field(
+        "native",
+        description="CPU numerics profile (app/env/numerics_profile.py), set before torch loads: native "
+        "(fastest kernels; bytes repeat on the same CPU model) or portable (AVX2/MKL COMPATIBLE caps, "
+        "2 threads; training bytes repeat on any x86-64 CPU with AVX2)",
+    )
 
     @model_validator(mode="before")
     @classmethod
