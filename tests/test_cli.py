@@ -219,7 +219,7 @@ def _rescore(ctx: Ctx) -> None:
 def _compare(ctx: Ctx) -> None:
     run = ctx.run()
     out = json.loads(ok("compare", run, run, "--json"))
-    assert out["difference"] == 0, out
+    assert out["metrics"]["strict_accuracy"]["difference"] == 0 and out["comparability"] == [], out
 
 
 @happy("lock")

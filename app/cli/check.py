@@ -60,19 +60,23 @@ def compare(
     run_b: Path = typer.Argument(..., callback=run_arg, metavar="RUN_B"),
     as_json: bool = typer.Option(False, "--json"),
     allow_unverified: bool = UNVERIFIED,
+    allow_mixed: bool = typer.Option(
+        False, "--allow-mixed", help="compare runs evaluated differently or made on different machines (noted)"
+    ),
 ) -> None:
-    """Paired comparison of strict accuracy (B - A) on the items both runs evaluated.
+    """Paired comparison (B - A) of strict and diagnostic accuracy and every rate, on the items both runs
+    evaluated: exact McNemar p and the Bonett–Price interval, as the report computes them.
 
     Example: `repro compare runs/cpu_orig_128 runs/cpu_B_128`
     """
     from app.study.compare import compare_lines, compare_runs
 
     with user_errors():
-        out = compare_runs(run_a, run_b, allow_unverified, note)
+        out = compare_runs(run_a, run_b, allow_unverified, note, allow_mixed)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
     else:
-        echo_lines(compare_lines(out, run_a, run_b))
+        echo_lines(compare_lines(out))
 
 
 @app.command(rich_help_panel=CHECK)

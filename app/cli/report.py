@@ -22,6 +22,9 @@ def report(
         False, "--reference-original", help="draw the original report's accuracies (GPU study sizes)"
     ),
     allow_unverified: bool = UNVERIFIED,
+    allow_mixed_machines: bool = typer.Option(
+        False, "--allow-mixed-machines", help="report runs made on different CPU models / GPU kinds (flagged)"
+    ),
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html.
 
@@ -32,7 +35,9 @@ def report(
 
     with user_errors():
         check_out_dir(out)
-        path = build_report(run_dirs, out, title, allow_mixed_eval, margin, reference, allow_unverified, note)
+        path = build_report(
+            run_dirs, out, title, allow_mixed_eval, margin, reference, allow_unverified, note, allow_mixed_machines
+        )
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 
 

@@ -3,10 +3,13 @@
 Runs are compared on: the eval questions (data.json's eval rows hash), the exact prompts (eval
 hash, among runs of one prompt template: the hardened-prompt arm changes the prompt by design),
 `max_new_tokens` (decode arms raise it by design), stop strings, grader version, generation
-engine and versions, and a complete predictions file (as many predictions as `n`).
+engine and versions, and a complete predictions file (as many predictions as `n`); and on the
+machine (CPU model, GPU kind) each run was trained and evaluated on (`machine_mismatches`).
 """
 
 from __future__ import annotations
+
+from app.env.fingerprint import latest_env
 
 DESIGNED = {"max_new_tokens": ("decode",)}  # groups that differ in a field on purpose
 
@@ -58,3 +61,43 @@ def training_mismatches(runs) -> list[str]:
         return []
     groups = "; ".join(f"{n} ({', '.join(names)})" for n, names in sorted(counts.items()))
     return [f"runs trained on different process counts (world size), compared anyway: {groups}"]
+
+
+def machines(run) -> frozenset[str]:
+    """The hardware a run was trained and evaluated on: each stage's CPU model, with its GPU kinds if any.
+
+    Numerics differ between CPU models (vector units, kernels chosen at run time) and GPU kinds, so two
+    runs made on different hardware differ for a reason that is not their recipe."""
+    found = set()
+    for stage in ("train", "eval"):
+        fp = latest_env(run.env, stage)
+        if fp:
+            gpus = sorted({g.get("name", "?") for g in fp.get("gpus") or []})
+            found.add(str(fp.get("cpu", "?")) + (f" + {', '.join(gpus)}" if gpus else ""))
+    return frozenset(found)
+
+
+def machine_groups(runs) -> dict[frozenset[str], list[str]]:
+    """Run names by the hardware they were made on (runs without an env.json are left out)."""
+    groups: dict[frozenset[str], list[str]] = {}
+    for r in runs:
+        if machines(r):
+            groups.setdefault(machines(r), []).append(r.spec.name)
+    return groups
+
+
+def machine_mismatches(runs) -> list[str]:
+    """One line when the runs were made on more than one machine kind, naming the runs of each."""
+    groups = machine_groups(runs)
+    if len(groups) < 2:
+        return []
+    parts = "; ".join(f"{' / '.join(sorted(hw))} ({', '.join(names)})" for hw, names in groups.items())
+    return [f"runs made on different machines (CPU model / GPU kind): {parts}"]
+
+
+def mixed_machine_flag(a, b) -> str | None:
+    """The flag an affected comparison line carries: the hardware of each side when they differ."""
+    ma, mb = machines(a), machines(b)
+    if not ma or not mb or ma == mb:
+        return None
+    return f"mixed machines: {' / '.join(sorted(ma))} vs {' / '.join(sorted(mb))}"

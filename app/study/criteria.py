@@ -1,31 +1,40 @@
 """The study's success criteria, evaluated with paired tests on per-item outcomes. Pure.
 
 A run is summarised as a `RunOutcome`: its group, size and, per evaluated item, its status (see
-app/eval/grading.py), from which strict correctness and the format-failure indicator are derived.
+app/eval/grading.py), from which each per-item indicator (correct, unclosed, unparsable, …) is derived.
+The statistics (exact McNemar, Bonett–Price interval, power) are app/study/paired_stats.py's, shared
+with `repro compare` and `repro plan`.
 
-Rules (docs/study.md, "The study"):
-- "better" checks (criteria 1 and 2): exact McNemar on the paired items, Holm-corrected over the
-  checks of one criterion; fewer than MIN_DISCORDANT discordant items is "not enough data" whatever
-  the p-value; otherwise met iff the Holm-adjusted p < ALPHA in the right direction.
-- "no worse" checks (criterion 3): non-inferiority with margin δ on the paired difference
-  (candidate − baseline) of strict accuracy and its 95% Bonett–Price interval: met iff the lower bound
-  > −δ, not met iff the upper bound < −δ, else (or with fewer than MIN_PAIRED items) not enough data.
-- A criterion is met only if all its checks are; not met if any is not met; else not enough data.
+Verdict words (docs/study.md, "The study"), per check:
+- "better" checks (criteria 1 and 2): `met` iff the exact McNemar p < α with the candidate better;
+  `shown not met` iff p < α with the candidate worse; otherwise `cannot be decided at this size` when
+  the test's power to show the stated effect (EFFECT) at this n and the observed discordance is below
+  POWER_LEVEL, else `not shown` (inconclusive; its interval says how far from decided).
+- "no worse" checks (criterion 3): non-inferiority with margin δ on the paired difference of strict
+  accuracy and its 95% Bonett–Price interval: `met` iff the lower bound > −δ, `shown not met` iff the
+  upper bound < −δ; otherwise `cannot be decided at this size` when two truly equal runs would be shown
+  "no worse" with power below POWER_LEVEL at this n and discordance, else `not shown`.
+- A criterion needs all its checks (an intersection–union test: each check at α, no correction inside
+  it): met iff every check is met; shown not met if any is; else cannot be decided if any check cannot
+  be; else not shown. No correction across the three criteria: each answers its own question.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from app.eval.grading import FORMAT_FAIL, RATES
-from app.eval.metrics import mcnemar_exact
+from app.eval.grading import RATE_BY_KEY, RATES
+from app.study.paired_stats import POWER_LEVEL, Paired, paired, power_better, power_no_worse
 
 ALPHA = 0.05
-MIN_DISCORDANT = 10  # below this even a one-sided split cannot show much: "not enough data"
-MIN_PAIRED = 30
+EFFECT = 0.10  # the improvement a "better" check should be able to show: 10 points of the rate
 DEFAULT_MARGIN = 0.02  # δ of the non-inferiority check: 2 points of strict accuracy
-NED = "not enough data"
+MET, SHOWN_NOT_MET, NOT_SHOWN, UNDECIDABLE = "met", "shown not met", "not shown", "cannot be decided at this size"
+VERDICT_WORDS = (MET, SHOWN_NOT_MET, NOT_SHOWN, UNDECIDABLE)
+CROSS_CRITERIA = (
+    f"each criterion at α = {ALPHA}, no correction across the three: each answers its own question of the "
+    "original report (were all three true nulls, at most 1 − 0.95³ ≈ 14% of studies would report one met)"
+)
 
 
 @dataclass(frozen=True)
@@ -35,13 +44,12 @@ class RunOutcome:
     size: int  # "full" is stored as the number of training rows
     status: dict[str, str]  # item id → status
 
-    @property
-    def correct(self) -> dict[str, bool]:
-        return {i: s == "correct" for i, s in self.status.items()}
-
-    @property
-    def format_fail(self) -> dict[str, bool]:
-        return {i: s in FORMAT_FAIL for i, s in self.status.items()}
+    def indicator(self, metric: str) -> dict[str, bool]:
+        """Per item: strict_accuracy → correct; a rate key of app/eval/grading.RATES → the item counts in it."""
+        if metric == "strict_accuracy":
+            return {i: s == "correct" for i, s in self.status.items()}
+        statuses = RATE_BY_KEY[metric].statuses
+        return {i: s in statuses for i, s in self.status.items()}
 
 
 @dataclass
@@ -49,7 +57,7 @@ class Check:
     """One paired comparison inside a criterion: `run_b` (candidate) against `run_a` (baseline)."""
 
     label: str
-    verdict: str  # met / not met / not enough data
+    verdict: str  # one of VERDICT_WORDS
     n: int
     run_a: str | None
     run_b: str | None
@@ -58,29 +66,25 @@ class Check:
     p: float | None  # exact McNemar
     ci: tuple[float, float] | None  # 95% Bonett–Price interval of value_b − value_a
     discordant: int = 0
-    p_holm: float | None = None
     rates: dict[str, tuple[float, float]] = field(default_factory=dict)  # each rate, baseline → candidate
-    metric: str = ""  # the eval metric whose per-item indicator is compared: strict_accuracy / format_fail_rate
+    metric: str = ""  # the eval metric whose per-item indicator is compared: strict_accuracy or a rate key
+    power: float | None = None  # power for the stated effect (or margin) at this n and discordance
+    effect: float | None = None  # the stated effect (better checks) or margin δ (no-worse checks)
+    flag: str | None = None  # e.g. the two runs were made on different machines (set by the report)
 
 
-# A check's per-item indicator (RunOutcome attribute) → the eval metric it is the mean of.
-METRICS = {"correct": "strict_accuracy", "format_fail": "format_fail_rate"}
+LABELS = {"strict_accuracy": "strict accuracy", **{r.key: f"{r.label} rate" for r in RATES}}
 
 
 def paired_ids(a: RunOutcome, b: RunOutcome) -> list[str]:
     return sorted(set(a.status) & set(b.status))
 
 
-def paired_interval(a: list[bool], b: list[bool], z: float = 1.959964) -> tuple[float, float]:
-    """95% interval of mean(b) − mean(a) for paired binary outcomes: the Bonett–Price (2012) adjusted
-    Wald interval (one added to each discordant cell), recommended by Fagerland et al. (2014) and,
-    unlike the plain Wald or Newcombe's interval, never of zero width when no item is discordant."""
-    n = len(a)
-    only_a = sum(x and not y for x, y in zip(a, b))
-    only_b = sum(y and not x for x, y in zip(a, b))
-    pa, pb = (only_a + 1) / (n + 2), (only_b + 1) / (n + 2)
-    half = z * math.sqrt((pa + pb - (pb - pa) ** 2) / (n + 2))
-    return (max(-1.0, pb - pa - half), min(1.0, pb - pa + half))
+def paired_outcome(a: RunOutcome, b: RunOutcome, metric: str) -> Paired:
+    """The paired summary of one metric's indicator on the items both runs evaluated."""
+    ids = paired_ids(a, b)
+    xa, xb = a.indicator(metric), b.indicator(metric)
+    return paired([xa[i] for i in ids], [xb[i] for i in ids])
 
 
 def rate_changes(a: RunOutcome, b: RunOutcome, ids: list[str]) -> dict[str, tuple[float, float]]:
@@ -89,152 +93,170 @@ def rate_changes(a: RunOutcome, b: RunOutcome, ids: list[str]) -> dict[str, tupl
     return {r.key: (share(a, r), share(b, r)) for r in RATES}
 
 
-def compare(label: str, a: RunOutcome, b: RunOutcome, attr: str, higher_is_better: bool) -> Check:
-    """Paired McNemar comparison of `attr` (correct / format_fail), candidate b against baseline a."""
+def missing(label: str, a: RunOutcome | None, b: RunOutcome | None, metric: str, effect: float) -> Check:
+    """A check whose run is absent: nothing paired, power 0."""
+    return Check(label, UNDECIDABLE, 0, a and a.name, b and b.name, 0.0, 0.0, None, None, 0, {}, metric, 0.0, effect)
+
+
+def compare(
+    label: str, a: RunOutcome, b: RunOutcome, metric: str, higher_is_better: bool, effect: float = EFFECT
+) -> Check:
+    """Paired "better" check of `metric`, candidate b against baseline a (see module doc)."""
     ids = paired_ids(a, b)
     if not ids:
-        return Check(label, NED, 0, a.name, b.name, 0.0, 0.0, None, None, metric=METRICS[attr])
-    xa, xb = [getattr(a, attr)[i] for i in ids], [getattr(b, attr)[i] for i in ids]
-    only_a = sum(p and not q for p, q in zip(xa, xb))
-    only_b = sum(q and not p for p, q in zip(xa, xb))
-    va, vb = sum(xa) / len(ids), sum(xb) / len(ids)
-    check = Check(label, NED, len(ids), a.name, b.name, va, vb, mcnemar_exact(only_a, only_b), None, only_a + only_b)
-    check.metric = METRICS[attr]
-    check.ci = paired_interval(xa, xb)
-    check.rates = rate_changes(a, b, ids)
-    check.verdict = better_verdict(check, higher_is_better, check.p)
+        return missing(label, a, b, metric, effect)
+    pr = paired_outcome(a, b, metric)
+    check = Check(label, UNDECIDABLE, pr.n, a.name, b.name, pr.value_a, pr.value_b, pr.p, pr.ci, pr.discordant)
+    check.rates, check.metric, check.effect = rate_changes(a, b, ids), metric, effect
+    check.power = power_better(pr.n, pr.discordance, effect, ALPHA)
+    check.verdict = better_verdict(pr, higher_is_better, check.power)
     return check
 
 
-def better_verdict(check: Check, higher_is_better: bool, p: float | None) -> str:
-    """docs/study.md rule: too few discordant items → not enough data; else met iff significant the right way."""
-    if p is None or check.discordant < MIN_DISCORDANT:
-        return NED
-    improved = check.value_b > check.value_a if higher_is_better else check.value_b < check.value_a
-    return "met" if p < ALPHA and improved else "not met"
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm step-down adjusted p-values, in the input order."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * m, 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def apply_holm(checks: list[Check], higher_is_better: bool) -> list[Check]:
-    """Holm-correct the McNemar p-values of one criterion's checks and redo their verdicts."""
-    tested = [c for c in checks if c.p is not None]
-    for c, p_adj in zip(tested, holm([c.p for c in tested])):
-        c.p_holm = p_adj
-        c.verdict = better_verdict(c, higher_is_better, p_adj)
-    return checks
+def better_verdict(pr: Paired, higher_is_better: bool, power: float) -> str:
+    """Shown either way at α, else undecidable (power below POWER_LEVEL) or not shown."""
+    if pr.p < ALPHA and pr.only_a != pr.only_b:
+        improved = (pr.only_b > pr.only_a) == higher_is_better
+        return MET if improved else SHOWN_NOT_MET
+    return UNDECIDABLE if power < POWER_LEVEL else NOT_SHOWN
 
 
 def no_worse(label: str, a: RunOutcome, b: RunOutcome, margin: float) -> Check:
     """Non-inferiority of b's strict accuracy against a's with margin δ (see module doc)."""
-    check = compare(label, a, b, "correct", True)
-    if check.ci is None or check.n < MIN_PAIRED:
-        check.verdict = NED
-    elif check.ci[0] > -margin:
-        check.verdict = "met"
+    check = compare(label, a, b, "strict_accuracy", True, margin)
+    if check.ci is None:
+        return check
+    check.power = power_no_worse(check.n, check.discordant / check.n, margin)
+    if check.ci[0] > -margin:
+        check.verdict = MET
     elif check.ci[1] < -margin:
-        check.verdict = "not met"
+        check.verdict = SHOWN_NOT_MET
     else:
-        check.verdict = NED
+        check.verdict = UNDECIDABLE if check.power < POWER_LEVEL else NOT_SHOWN
     return check
 
 
 def overall(checks: list[Check]) -> str:
-    if not checks:
-        return NED
-    if any(c.verdict == "not met" for c in checks):
-        return "not met"
-    return "met" if all(c.verdict == "met" for c in checks) else NED
+    """Intersection–union: met iff all checks are; shown not met if any is; else undecidable if any is."""
+    words = [c.verdict for c in checks]
+    if not words:
+        return UNDECIDABLE
+    if all(w == MET for w in words):
+        return MET
+    for word in (SHOWN_NOT_MET, UNDECIDABLE):
+        if word in words:
+            return word
+    return NOT_SHOWN
 
 
 def find(runs: list[RunOutcome], group: str, size: int) -> RunOutcome | None:
     return next((r for r in runs if r.group == group and r.size == size), None)
 
 
-WHAT = {"strict accuracy": "strict_accuracy", "no parsable answer": "format_fail_rate"}  # label → metric
-
-
-def pair_checks(runs, pairs, what: str, make) -> list[Check]:
-    """One check per (baseline group, candidate group, size); a missing run is 'not enough data'."""
+def pair_checks(runs, pairs, metric: str, make, effect: float) -> list[Check]:
+    """One check per (baseline group, candidate group, size); a missing run cannot be decided."""
     checks = []
     for ga, gb, size in pairs:
         a, b = find(runs, ga, size), find(runs, gb, size)
-        label = f"{gb} vs {ga} at {size}: {what}"
-        if a is None or b is None:
-            missing = Check(label, NED, 0, a and a.name, b and b.name, 0.0, 0.0, None, None, metric=WHAT[what])
-            checks.append(missing)
-        else:
-            checks.append(make(label, a, b))
+        label = f"{gb} vs {ga} at {size}: {LABELS[metric]}"
+        checks.append(missing(label, a, b, metric, effect) if a is None or b is None else make(label, a, b))
     return checks
 
 
+def better(metric: str, higher_is_better: bool, effect: float):
+    return lambda label, a, b: compare(label, a, b, metric, higher_is_better, effect)
+
+
+def _rule_better(what: str, effect: float) -> str:
+    return (
+        f"{what}; exact McNemar, each check at α = {ALPHA} (all must be met: intersection–union, no Holm); "
+        f"met iff p < α the right way, shown not met iff p < α the wrong way; otherwise cannot be decided at "
+        f"this size when the test's power to show a {effect:g} change at this n and the observed discordance is "
+        f"below {POWER_LEVEL:.0%}, else not shown; {CROSS_CRITERIA}"
+    )
+
+
 def evaluate_criteria(
-    runs: list[RunOutcome], sizes: list[int], fix_sizes: list[int], margin: float = DEFAULT_MARGIN
+    runs: list[RunOutcome], sizes: list[int], fix_sizes: list[int], margin: float = DEFAULT_MARGIN, effect=EFFECT
 ) -> list[dict]:
     """The report's three success criteria, each with its paired checks and an overall verdict."""
     large, small = fix_sizes[-2:], sizes[:2]
-    acc = lambda label, a, b: compare(label, a, b, "correct", True)  # noqa: E731
-    fmt = lambda label, a, b: compare(label, a, b, "format_fail", False)  # noqa: E731
-    c1 = pair_checks(runs, [(a, b, s) for s in large for a, b in (("A", "B"), ("A", "C"))], "strict accuracy", acc)
-    c2 = pair_checks(runs, [("orig", g, s) for s in fix_sizes for g in ("B", "C")], "no parsable answer", fmt)
-    c3 = pair_checks(
-        runs, [("orig", "C", s) for s in small], "strict accuracy", lambda la, a, b: no_worse(la, a, b, margin)
-    )
-    apply_holm(c1, True)
-    apply_holm(c2, False)
+    pairs1 = [(a, b, s) for s in large for a, b in (("A", "B"), ("A", "C"))]
+    c1 = pair_checks(runs, pairs1, "strict_accuracy", better("strict_accuracy", True, effect), effect)
+    c2 = []
+    for s in fix_sizes:
+        for g in ("B", "C"):
+            for metric in ("unclosed_rate", "unparsable_rate"):
+                c2 += pair_checks(runs, [("orig", g, s)], metric, better(metric, False, effect), effect)
+    nw = lambda la, a, b: no_worse(la, a, b, margin)  # noqa: E731
+    c3 = pair_checks(runs, [("orig", g, s) for s in small for g in ("B", "C")], "strict_accuracy", nw, margin)
     return [
         {
             "id": "criterion_1",
             "criterion": f"B and C clearly beat A at {', '.join(map(str, large))}",
-            "rule": f"exact McNemar, Holm-corrected over these {len(c1)} checks, α = {ALPHA}; "
-            f"fewer than {MIN_DISCORDANT} discordant items: not enough data",
+            "rule": _rule_better(f"strict accuracy, {len(c1)} checks", effect),
             "checks": c1,
             "verdict": overall(c1),
         },
         {
             "id": "criterion_2",
             "criterion": "unclosed and unparsable rates drop (B, C vs orig)",
-            "rule": "per-item indicator 'no closed answer holding exactly one number' (unclosed, truncated "
-            f"or unparsable); exact McNemar, Holm-corrected over these {len(c2)} checks, α = {ALPHA}; "
-            f"fewer than {MIN_DISCORDANT} discordant items: not enough data",
+            "rule": _rule_better(
+                f"the unclosed rate (no </answer>: truncated or stopped) and the unparsable rate (closed, not exactly "
+                f"one number), each tested, {len(c2)} checks; the combined 'no parsable answer' rate is shown apart "
+                "and decides nothing",
+                effect,
+            ),
             "checks": c2,
             "verdict": overall(c2),
         },
         {
             "id": "criterion_3",
-            "criterion": f"{' and '.join(map(str, small))} do no worse than before (C vs orig)",
-            "rule": f"non-inferiority, margin δ = {margin:g}: met iff the 95% Bonett–Price interval of C − orig "
-            f"lies above −δ, not met iff it lies below −δ, else (or under {MIN_PAIRED} items) not enough data",
+            "criterion": f"{' and '.join(map(str, small))} do no worse than before (B, C vs orig)",
+            "rule": f"non-inferiority, margin δ = {margin:g}, every fix arm at the small sizes ({len(c3)} checks, "
+            f"each at the 95% level, all must be met): met iff the 95% Bonett–Price interval of candidate − orig "
+            f"lies above −δ, shown not met iff it lies below −δ; otherwise cannot be decided at this size when two "
+            f"truly equal runs would be shown no worse with power below {POWER_LEVEL:.0%} at this n and the "
+            f"observed discordance, else not shown; {CROSS_CRITERIA}",
             "checks": c3,
             "verdict": overall(c3),
         },
     ]
 
 
-def extra_comparisons(runs: list[RunOutcome], fix_sizes: list[int]) -> list[dict]:
-    """Not success criteria: the hardened prompt (P) against orig at the fix sizes, uncorrected."""
-    acc = lambda label, a, b: compare(label, a, b, "correct", True)  # noqa: E731
-    fmt = lambda label, a, b: compare(label, a, b, "format_fail", False)  # noqa: E731
-    if not any(r.group == "P" for r in runs):
-        return []
-    checks = pair_checks(runs, [("orig", "P", s) for s in fix_sizes], "strict accuracy", acc)
-    checks += pair_checks(runs, [("orig", "P", s) for s in fix_sizes], "no parsable answer", fmt)
-    rule = f"exact McNemar per check, uncorrected, α = {ALPHA}; fewer than {MIN_DISCORDANT} discordant: not enough data"
-    return [
+def extra_rule(what: str, effect: float) -> str:
+    return (
+        f"{what}; exact McNemar per check, uncorrected, α = {ALPHA}; the same verdict words (power for a "
+        f"{effect:g} change below {POWER_LEVEL:.0%}: cannot be decided at this size); decides no criterion"
+    )
+
+
+def extra_comparisons(runs: list[RunOutcome], fix_sizes: list[int], effect: float = EFFECT) -> list[dict]:
+    """Not success criteria: criterion 2's combined measure, and the hardened prompt (P) against orig."""
+    fmt = better("format_fail_rate", False, effect)
+    pairs = [("orig", g, s) for s in fix_sizes for g in ("B", "C")]
+    sections = [
         {
-            "id": "prompt_hardening",
-            "criterion": "Prompt hardening (P = orig + r1_zero_hardened_v1)",
-            "rule": rule,
-            "checks": checks,
+            "id": "criterion_2_combined",
+            "criterion": "Criterion 2's combined measure (labelled extra): no parsable answer",
+            "rule": extra_rule(
+                "per-item 'no closed answer holding exactly one number' (unclosed or unparsable)", effect
+            ),
+            "checks": pair_checks(runs, pairs, "format_fail_rate", fmt, effect),
             "verdict": None,
         }
     ]
+    if any(r.group == "P" for r in runs):
+        p_pairs = [("orig", "P", s) for s in fix_sizes]
+        checks = pair_checks(runs, p_pairs, "strict_accuracy", better("strict_accuracy", True, effect), effect)
+        checks += pair_checks(runs, p_pairs, "format_fail_rate", fmt, effect)
+        sections.append(
+            {
+                "id": "prompt_hardening",
+                "criterion": "Prompt hardening (P = orig + r1_zero_hardened_v1)",
+                "rule": extra_rule("strict accuracy and no parsable answer", effect),
+                "checks": checks,
+                "verdict": None,
+            }
+        )
+    return sections

@@ -5,10 +5,10 @@ Presentation only: the verdicts and statistics come from app/study/criteria.py u
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from app.study.criteria import MIN_DISCORDANT
+from app.study.criteria import MET, NOT_SHOWN, SHOWN_NOT_MET, UNDECIDABLE
+from app.study.paired_stats import POWER_LEVEL
 
 # The original report's strict accuracy of the original recipe at each training size.
 ORIGINAL_REPORT = {128: 0.5550, 256: 0.4913, 512: 0.5064, 1024: 0.3290, 7473: 0.0417}
@@ -38,9 +38,15 @@ class Verdict:
 
 
 VERDICTS = (
-    Verdict("met", "v-met", "✓", "the paired test shows it"),
-    Verdict("not met", "v-not", "✗", "enough questions differ, and the test does not show it (or shows the opposite)"),
-    Verdict("not enough data", "v-ned", "?", "too few questions differ, or the interval is too wide, to decide"),
+    Verdict(MET, "v-met", "✓", "the paired test shows it"),
+    Verdict(SHOWN_NOT_MET, "v-not", "✗", "the paired test shows the opposite"),
+    Verdict(NOT_SHOWN, "v-nsh", "–", "inconclusive although the test had the power to show it (see the interval)"),
+    Verdict(
+        UNDECIDABLE,
+        "v-ned",
+        "?",
+        f"inconclusive, and the test's power for the stated effect or margin is below {POWER_LEVEL:.0%} at this size",
+    ),
 )
 VERDICT_BY_WORD = {v.word: v for v in VERDICTS}
 
@@ -63,11 +69,12 @@ def check_line(check) -> str:
     """One comparison's deciding numbers: both values, the difference with its interval, discordant items, p."""
     if not _get(check, "n"):
         return f"{_get(check, 'label')}: a run is missing"
-    va, vb, p_holm = _get(check, "value_a"), _get(check, "value_b"), _get(check, "p_holm")
-    p = f"Holm p = {p_holm:.2g}" if p_holm is not None else f"p = {_get(check, 'p'):.2g}"
+    va, vb, power = _get(check, "value_a"), _get(check, "value_b"), _get(check, "power")
     return (
         f"{_get(check, 'label')}: {va:.3f} → {vb:.3f} ({_signed(vb - va)}, {_ci(_get(check, 'ci'))}); "
-        f"{_get(check, 'discordant')} of {_get(check, 'n')} differ; {p}"
+        f"{_get(check, 'discordant')} of {_get(check, 'n')} differ; p = {_get(check, 'p'):.2g}; "
+        f"power {power:.0%} for {_get(check, 'effect'):g}"
+        + (f" (⚠ {_get(check, 'flag')})" if _get(check, "flag") else "")
     )
 
 
@@ -77,19 +84,17 @@ def why(criterion: dict) -> str:
     by = {w: [_get(c, "label").split(":")[0] for c in checks if _get(c, "verdict") == w] for w in VERDICT_BY_WORD}
     if not any(_get(c, "n") for c in checks):
         return "The runs it compares are not in this report."
-    if criterion["verdict"] == "met":
+    verdict = criterion["verdict"]
+    if verdict == MET:
         return "Every comparison shows it."
-    if criterion["verdict"] == "not met":
-        shown = f"Shown for {', '.join(by['met'])}; not" if by["met"] else "Not"
-        return f"{shown} shown for {', '.join(by['not met'])}."
-    if "non-inferiority" in criterion["rule"]:
-        margin = re.search(r"δ = ([0-9.]+)", criterion["rule"])
-        cis = "; ".join(_ci(_get(c, "ci")).removeprefix("95% CI ") for c in checks if _get(c, "ci"))
-        where = f"−{margin.group(1)}" if margin else "the margin"
-        sides = f"reach both sides of {where}: neither “no worse” nor “worse”."
-        return f"The 95% intervals of the difference ({cis}) {sides}"
-    most = max((_get(c, "discordant") for c in checks), default=0)
-    return f"Too few questions differ between the paired runs: at most {most} per comparison, {MIN_DISCORDANT} needed."
+    if verdict == SHOWN_NOT_MET:
+        return f"The opposite is shown for {', '.join(by[SHOWN_NOT_MET])}."
+    if verdict == UNDECIDABLE:
+        return (
+            f"Inconclusive, and at this size the test could not have decided it: power below {POWER_LEVEL:.0%} "
+            f"for {', '.join(by[UNDECIDABLE])}."
+        )
+    return f"Inconclusive although the test had the power to decide: not shown for {', '.join(by[NOT_SHOWN])}."
 
 
 def headline(doc: dict) -> list[dict]:

@@ -38,7 +38,7 @@ CAPTIONS = {
     "format.png": "The format story. Each point is one run's share of the evaluated questions; bars are 95% "
     "Wilson intervals, the dashed line is the untrained model. Read: does an arm leave fewer answers without "
     "</answer> (left) or with a closed answer that holds no single number (right) than orig at the same size? "
-    "Criterion 2 tests their union, 'no parsable answer', with paired tests.",
+    "Criterion 2 tests each of the two rates with paired tests (their union, 'no parsable answer', only as an extra).",
     "accuracy.png": "Strict accuracy (left, 95% Wilson intervals) and the diagnostic last-number accuracy (right) "
     "against training size, one marker per group, groups side by side at each size. Read: whether any arm "
     "answers more questions than another at the same size, and whether accuracy falls as the data grows.",

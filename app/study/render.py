@@ -14,7 +14,7 @@ HEADLINE_FIGURE = "format.png"
 
 
 def _rates_cell(c) -> str:
-    """Each rate on its own, baseline → candidate (criterion 2 tests their union)."""
+    """Each rate on its own, baseline → candidate."""
     keys = ("unclosed_rate", "truncated_rate", "unclosed_eos_rate", "unparsable_rate")
     return "; ".join(f"{RATE_BY_KEY[k].label} {c.rates[k][0]:.3f}→{c.rates[k][1]:.3f}" for k in keys if k in c.rates)
 
@@ -25,8 +25,10 @@ def _fmt_p(p) -> str:
 
 def _check_cells(c, rates: bool = False) -> list[str]:
     ci = "-" if c.ci is None else f"[{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]"
-    cells = [c.label, c.verdict, str(c.n), c.run_a or "(missing)", f"{c.value_a:.3f}", c.run_b or "(missing)"]
-    cells += [f"{c.value_b:.3f}", str(c.discordant), _fmt_p(c.p), _fmt_p(c.p_holm), ci]
+    label = c.label + (f" (⚠ {c.flag})" if c.flag else "")
+    cells = [label, c.verdict, str(c.n), c.run_a or "(missing)", f"{c.value_a:.3f}", c.run_b or "(missing)"]
+    power = "-" if c.power is None else f"{c.power:.2f} (for {c.effect:g})"
+    cells += [f"{c.value_b:.3f}", str(c.discordant), _fmt_p(c.p), ci, power]
     return cells + ([_rates_cell(c)] if rates else [])
 
 
@@ -40,8 +42,8 @@ CHECK_HEAD = [
     "value",
     "discordant",
     "McNemar p",
-    "Holm p",
     "candidate − baseline 95% CI",
+    "power (for the stated effect / margin)",
 ]
 RATES_HEAD = "each rate, baseline → candidate"
 
@@ -49,7 +51,7 @@ RATES_HEAD = "each rate, baseline → candidate"
 def _sections(doc: dict):
     """(heading, verdict or None, rule, head, rows) for the criteria and the extra comparisons."""
     for c in doc["criteria"] + doc["extra"]:
-        rates = any(k.rates and "parsable" in k.label for k in c["checks"])
+        rates = any(k.rates and k.metric != "strict_accuracy" for k in c["checks"])
         head = CHECK_HEAD + ([RATES_HEAD] if rates else [])
         yield c["criterion"], c["verdict"], c["rule"], head, [_check_cells(k, rates) for k in c["checks"]]
 
@@ -94,6 +96,7 @@ STYLE = (
     ".v-met{background:#1a7f37;color:#fff;border:2px solid #1a7f37}"
     ".v-not{background:#cf222e;color:#fff;border:2px solid #cf222e}"
     ".v-ned{background:#fff8c5;color:#6e5600;border:2px dashed #bf8700}"
+    ".v-nsh{background:#eaeef2;color:#24292f;border:2px solid #8c959f}"
     "#headline{border-bottom:2px solid #d0d7de;padding-bottom:.4em;margin-bottom:.6em}"
     "#headline .question{font-size:14.5px;margin:.2em 0 .5em;line-height:1.4}"
     "#headline .answer{display:grid;grid-template-columns:1fr 600px;gap:18px;align-items:start}"

@@ -31,7 +31,7 @@ from app.rundir.run_dir import atomic_write_bytes, refuse_symlinks
 from app.rundir.verify import REPORT_FILES, verify_reads, warn
 from app.spec.identity import RUN_PREFIX
 from app.spec.run_spec import load_spec
-from app.study.comparability import mismatches, training_mismatches
+from app.study.comparability import machine_mismatches, mismatches, mixed_machine_flag, training_mismatches
 from app.study.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
 from app.study.report_json import report_document
 
@@ -180,6 +180,26 @@ def comparability_warnings(runs: list[Run], allow_mixed_eval: bool) -> list[str]
     return [f"runs evaluated differently, compared anyway (--allow-mixed-eval): {ln}" for ln in lines]
 
 
+def machine_warnings(runs: list[Run], allow_mixed_machines: bool) -> list[str]:
+    """Refuse runs made on different machines, or with `allow_mixed_machines` warn (and flag each affected line)."""
+    lines = machine_mismatches(runs)
+    if lines and not allow_mixed_machines:
+        raise UserError(
+            "report: these runs were made on different machines, whose numerics differ (pass "
+            "--allow-mixed-machines to report them anyway, each affected comparison flagged):\n" + "\n".join(lines)
+        )
+    return [f"{ln}; compared anyway (--allow-mixed-machines), each affected comparison flagged" for ln in lines]
+
+
+def flag_mixed_machines(runs: list[Run], sections: list[dict]) -> None:
+    """Mark every check whose two runs were made on different machines."""
+    by_name = {r.spec.name: r for r in runs}
+    for section in sections:
+        for check in section["checks"]:
+            a, b = by_name.get(check.run_a or ""), by_name.get(check.run_b or "")
+            check.flag = mixed_machine_flag(a, b) if a and b else None
+
+
 def build_report(
     run_dirs: list[Path],
     out: Path,
@@ -189,6 +209,7 @@ def build_report(
     reference: bool = False,
     allow_unverified: bool = False,
     note=warn,
+    allow_mixed_machines: bool = False,
 ) -> Path:
     """Write report.md, report.html, report.json and the figures into `out`."""
     from app.study import render
@@ -198,12 +219,14 @@ def build_report(
         raise UserError("report: no run directories given")
     top_warnings = [f"unverified run, reported anyway (--allow-unverified): {r.path}" for r in runs if r.unverified]
     top_warnings += comparability_warnings(runs, allow_mixed_eval)
+    top_warnings += machine_warnings(runs, allow_mixed_machines)
     top_warnings += training_mismatches(runs)
     outcomes = [outcome(r) for r in runs if r.group != "decode"]
     trained = sorted({r.size for r in runs if r.size and r.group != "decode"})
     fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes
     criteria = evaluate_criteria(outcomes, trained, fix_sizes, margin)
     extra = extra_comparisons(outcomes, fix_sizes) + decode_comparisons(runs)
+    flag_mixed_machines(runs, criteria + extra)
     env_rows, warnings = env_summary(runs)
     figures = render.figures(runs, reference)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,7 +253,7 @@ def build_report(
 
 def decode_comparisons(runs: list[Run]) -> list[dict]:
     """Each decode arm against the run whose checkpoint it evaluates (same items, more new tokens)."""
-    from app.study.criteria import compare
+    from app.study.criteria import EFFECT, compare, extra_rule
 
     names = [r.spec.name for r in runs]
     by_ref = {r.spec.name: r for r in runs if names.count(r.spec.name) == 1} | {r.path.name: r for r in runs}
@@ -240,11 +263,12 @@ def decode_comparisons(runs: list[Run]) -> list[dict]:
         if r.group == "decode" and src is not None:
             what = f"max_new_tokens {src.metrics['max_new_tokens']} → {r.metrics['max_new_tokens']}"
             a, b = outcome(src), outcome(r)
-            checks.append(compare(f"{r.spec.name} vs {src.spec.name}: strict accuracy, {what}", a, b, "correct", True))
-            checks.append(compare(f"{r.spec.name} vs {src.spec.name}: no parsable answer", a, b, "format_fail", False))
+            label = f"{r.spec.name} vs {src.spec.name}"
+            checks.append(compare(f"{label}: strict accuracy, {what}", a, b, "strict_accuracy", True))
+            checks.append(compare(f"{label}: no parsable answer", a, b, "format_fail_rate", False))
     if not checks:
         return []
-    rule = "decoding robustness: the same checkpoint with more new tokens; exact McNemar, uncorrected, α = 0.05"
+    rule = extra_rule("decoding robustness: the same checkpoint with more new tokens", EFFECT)
     return [
         {
             "id": "decoding_robustness",

@@ -15,9 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.eval.grading import RATES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: four verdict words, per-rate criterion 2, power instead of holm_p
 SCHEMA_ID = "https://github.com/repro-gsm8k/repro/report.schema.json"
-Verdict = Literal["met", "not met", "not enough data"]
+Verdict = Literal["met", "shown not met", "not shown", "cannot be decided at this size"]
+Metric = Literal[
+    "strict_accuracy", "unclosed_rate", "truncated_rate", "unclosed_eos_rate", "unparsable_rate", "format_fail_rate"
+]
 Interval = tuple[float, float]
 
 
@@ -56,7 +59,7 @@ class RunRow(_Strict):
 class Section(_Strict):
     """A success criterion or a further comparison; its checks are the `comparisons` naming its id."""
 
-    id: str = Field(description="criterion_1..3, prompt_hardening, decoding_robustness")
+    id: str = Field(description="criterion_1..3, criterion_2_combined, prompt_hardening, decoding_robustness")
     kind: Literal["criterion", "comparison"]
     title: str
     rule: str
@@ -68,7 +71,7 @@ class Comparison(_Strict):
 
     section: str = Field(description="id of its Section")
     label: str
-    metric: Literal["strict_accuracy", "format_fail_rate"] = Field(description="what is compared, per item")
+    metric: Metric = Field(description="what is compared, per item: strict accuracy or one rate of eval_metrics.json")
     verdict: Verdict
     n: int = Field(description="paired questions (0: a run is missing)")
     baseline_run: str | None
@@ -78,7 +81,11 @@ class Comparison(_Strict):
     difference_ci95: Interval | None = Field(description="95% Bonett–Price interval of candidate − baseline")
     discordant: int
     mcnemar_p: float | None = Field(description="exact McNemar p, uncorrected")
-    holm_p: float | None = Field(description="Holm-adjusted p within its criterion; null outside criteria 1–2")
+    power: float | None = Field(
+        description="power of the check's decision for `effect` at n and the observed discordance (exact)"
+    )
+    effect: float | None = Field(description="the stated effect (better checks) or margin δ (no-worse checks)")
+    flag: str | None = Field(description="why this line needs care, e.g. its runs were made on different machines")
     baseline_rates: dict[str, float] = Field(description="every rate of eval_metrics.json on the paired questions")
     candidate_rates: dict[str, float]
 
@@ -97,7 +104,7 @@ class EnvRow(_Strict):
 class ReportJson(_Strict):
     """report.json, written by `repro report` beside report.md and report.html."""
 
-    schema_version: Literal[1] = Field(description="changes when a field is renamed, removed or changes meaning")
+    schema_version: Literal[2] = Field(description="changes when a field is renamed, removed or changes meaning")
     title: str
     margin: float = Field(description="criterion 3's non-inferiority margin δ")
     warnings: list[str] = Field(description="the report's top warnings (unverified runs, mixed evaluations)")
@@ -160,7 +167,9 @@ def comparison(section: str, check) -> Comparison:
         difference_ci95=check.ci,
         discordant=check.discordant,
         mcnemar_p=check.p,
-        holm_p=check.p_holm,
+        power=check.power,
+        effect=check.effect,
+        flag=check.flag,
         baseline_rates={k: v[0] for k, v in check.rates.items()},
         candidate_rates={k: v[1] for k, v in check.rates.items()},
     )

@@ -1,6 +1,6 @@
 """The report's opening answer: plain words and deciding numbers taken from the criteria, nothing recomputed."""
 
-from app.study.criteria import RunOutcome, evaluate_criteria
+from app.study.criteria import VERDICT_WORDS, RunOutcome, evaluate_criteria
 from app.study.headline import PLAIN, VERDICTS, check_line, headline, why
 
 
@@ -31,25 +31,26 @@ def test_each_criterion_gets_its_plain_question_verdict_and_one_line_per_check()
     assert [h["question"] for h in lines] == list(PLAIN)
     assert [h["verdict"] for h in lines] == [c["verdict"] for c in d["criteria"]]  # verdicts passed through
     assert [len(h["numbers"]) for h in lines] == [len(c["checks"]) for c in d["criteria"]]
-    assert lines[1]["verdict"] == "not met" and "Shown for B vs orig at 128" in lines[1]["why"]
+    assert lines[1]["verdict"] == "cannot be decided at this size" and "for C vs orig at 64." in lines[1]["why"]
 
 
 def test_a_check_line_carries_both_values_the_difference_its_interval_and_p():
-    check = doc()["criteria"][1]["checks"][2]  # B vs orig at 128: 0.40 → 0.05, 35 discordant
+    check = doc()["criteria"][1]["checks"][4]  # B vs orig at 128: 0.40 → 0.05, 35 discordant
     line = check_line(check)
-    assert line.startswith("B vs orig at 128: no parsable answer: 0.400 → 0.050 (−0.350, 95% CI −")
-    assert "35 of 100 differ" in line and "Holm p = " in line
+    assert line.startswith("B vs orig at 128: unclosed rate: 0.400 → 0.050 (−0.350, 95% CI −")
+    assert "35 of 100 differ" in line and f"p = {check.p:.2g}; power {check.power:.0%} for 0.1" in line
     assert check_line(vars(check)) == line  # the same from report.json's dict form
 
 
-def test_not_enough_data_says_why_in_numbers():
+def test_inconclusive_criteria_say_whether_the_size_could_have_decided():
     d = doc()
-    assert why(d["criteria"][0]).endswith("at most 0 per comparison, 10 needed.")
-    assert "reach both sides of −0.02" in why(d["criteria"][2])
+    assert why(d["criteria"][0]).startswith("Inconclusive although the test had the power")  # 100 equal items
+    assert "power below 80%" in why(d["criteria"][2])  # δ = 0.02 at 100 items: never decidable
 
 
-def test_the_three_verdict_words_look_different():
-    assert len({v.css for v in VERDICTS}) == len({v.mark for v in VERDICTS}) == len(VERDICTS) == 3
+def test_the_four_verdict_words_look_different_and_are_the_criteria_words():
+    assert len({v.css for v in VERDICTS}) == len({v.mark for v in VERDICTS}) == len(VERDICTS) == 4
+    assert tuple(v.word for v in VERDICTS) == VERDICT_WORDS
 
 
 def test_a_criterion_whose_runs_are_absent_says_so():

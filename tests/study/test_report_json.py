@@ -32,14 +32,14 @@ def test_committed_report_validates_against_the_schema(report):
 
 def test_comparisons_load_into_pandas_as_numbers(report):
     df = pd.json_normalize(report["comparisons"])
-    numeric = ["n", "discordant", "baseline_value", "candidate_value", "mcnemar_p", "holm_p"]
+    numeric = ["n", "discordant", "baseline_value", "candidate_value", "mcnemar_p", "power", "effect"]
     numeric += [f"{side}_rates.{r.key}" for side in ("baseline", "candidate") for r in RATES]
     for column in numeric:
         assert is_numeric_dtype(df[column]), (column, df[column].dtype)
     ci = pd.DataFrame(df["difference_ci95"].dropna().tolist(), columns=["lo", "hi"])
     assert is_numeric_dtype(ci["lo"]) and (ci["lo"] <= ci["hi"]).all()
     by_metric = df.groupby("metric")["candidate_value"].count()
-    assert set(by_metric.index) == {"strict_accuracy", "format_fail_rate"}
+    assert set(by_metric.index) == {"strict_accuracy", "unclosed_rate", "unparsable_rate", "format_fail_rate"}
     assert set(df["section"]) <= {s["id"] for s in report["sections"]}
 
 
