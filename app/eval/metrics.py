@@ -1,4 +1,4 @@
-"""Metrics over graded samples: accuracy with Wilson intervals, failure rates, lengths, paired tests.
+"""Metrics over graded samples: accuracy with Wilson intervals, failure rates, lengths (paired: app/study/paired_stats).
 
 Pure: numpy only.
 """
@@ -72,44 +72,4 @@ def summarize(records: list[dict]) -> dict:
         "accuracy_by_length": length_buckets(records),
         "eval_hash": eval_hash([r["prompt_sha256"] for r in records]),
         "grader_version": GRADER_VERSION,
-    }
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts b (A only) and c (B only)."""
-    m = b + c
-    if m == 0:
-        return 1.0
-    tail = sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2**m
-    return min(1.0, 2 * tail)
-
-
-def paired_bootstrap(a: list[bool], b: list[bool], n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of mean(b) - mean(a) over paired items."""
-    x = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    if x.size == 0:
-        return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
-
-
-def paired_compare(a: dict[str, bool], b: dict[str, bool]) -> dict:
-    """Compare two runs' per-item correctness on the items both evaluated."""
-    ids = sorted(set(a) & set(b))
-    xa, xb = [a[i] for i in ids], [b[i] for i in ids]
-    only_a = sum(p and not q for p, q in zip(xa, xb))
-    only_b = sum(q and not p for p, q in zip(xa, xb))
-    n = len(ids)
-    acc_a = sum(xa) / n if n else 0.0
-    acc_b = sum(xb) / n if n else 0.0
-    return {
-        "n_paired": n,
-        "accuracy_a": acc_a,
-        "accuracy_b": acc_b,
-        "difference": acc_b - acc_a,
-        "only_a_correct": only_a,
-        "only_b_correct": only_b,
-        "mcnemar_p": mcnemar_exact(only_a, only_b),
-        "bootstrap_ci95": list(paired_bootstrap(xa, xb)),
     }

@@ -1,8 +1,6 @@
-import math
-
 import pytest
 
-from app.eval.metrics import mcnemar_exact, paired_bootstrap, paired_compare, summarize, wilson_interval
+from app.eval.metrics import summarize, wilson_interval
 
 
 def test_wilson_matches_reference_values():
@@ -10,27 +8,6 @@ def test_wilson_matches_reference_values():
     assert lo == pytest.approx(0.4524, abs=1e-4) and hi == pytest.approx(0.6438, abs=1e-4)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
     assert wilson_interval(0, 0) == (0.0, 1.0)
-
-
-def test_mcnemar_exact():
-    assert mcnemar_exact(0, 0) == 1.0
-    assert mcnemar_exact(5, 5) == 1.0
-    # all 10 discordant pairs favour B: p = 2 * 0.5**10
-    assert mcnemar_exact(0, 10) == pytest.approx(2 / 1024)
-    assert mcnemar_exact(2, 8) == pytest.approx(2 * sum(math.comb(10, i) for i in range(3)) / 1024)
-
-
-def test_bootstrap_interval_contains_true_difference_and_is_seeded():
-    a = [True] * 30 + [False] * 70
-    b = [True] * 50 + [False] * 50
-    lo, hi = paired_bootstrap(a, b, seed=1)
-    assert lo < 0.2 < hi and lo > 0
-    assert paired_bootstrap(a, b, seed=1) == (lo, hi)
-
-
-def test_paired_compare_uses_only_shared_items():
-    out = paired_compare({"x": True, "y": False, "z": True}, {"x": True, "y": True, "w": False})
-    assert out["n_paired"] == 2 and out["only_b_correct"] == 1 and out["difference"] == pytest.approx(0.5)
 
 
 def _rec(status, n_tokens=10, diag=False):
