@@ -250,7 +250,7 @@ def _status(ctx: Ctx) -> None:
 @happy("plan")
 def _plan(ctx: Ctx) -> None:
     out = json.loads(ok("plan", ctx.spec(), "--json"))
-    assert len(out["runs"]) == 1, out
+    assert len(out["runs"]) == 1 and [r["criterion"] for r in out["power"]] == ["1", "2", "2", "3"], out
 
 
 @happy("report")
@@ -307,7 +307,10 @@ def test_plan_and_slurm_dry_run_of_the_committed_specs_need_nothing_fetched(tmp_
     specs = sorted(map(str, (REPO / "specs").glob("*.json")))
     plan = cli("plan", *specs, "--gpu", "h100")
     assert plan.exit_code == 0, plan.output
-    assert plan.stdout.splitlines()[-8].startswith("TOTAL") and "(size of repro-ci/smollm2-135m unknown)" in plan.stdout
+    lines = plan.stdout.splitlines()
+    assert lines[-15].startswith("TOTAL") and "(size of repro-ci/smollm2-135m unknown)" in plan.stdout
+    power = lines[lines.index(next(ln for ln in lines if ln.startswith("power: "))) :]
+    assert len(power) == 7 and power[2].split()[-5:-3] == ["1319", "0.047"]  # the GPU study's n, CPU discordance
     assert "openai/gsm8k is not fetched" in plan.stderr and "estimated from GSM8K's split sizes" in plan.stderr
     runs = tmp_path / "runs"
     sweep = cli("sweep", *specs, "--launcher", "slurm", "--dry-run", "--time", "2:00:00", "--runs-dir", str(runs))

@@ -75,27 +75,34 @@ def plan(
     specs: list[Path] = typer.Argument(..., metavar="SPEC", help="spec files"),
     gpu: Gpu = typer.Option("h100", "--gpu", help="the GPU type the estimates assume"),
     as_json: bool = typer.Option(False, "--json"),
+    discordance: float = typer.Option(
+        None, "--discordance", min=0.001, max=1.0, help="share of questions two runs differ on (default: CPU study's)"
+    ),
 ) -> None:
-    """Before running: examples, steps, tokens, FLOPs, peak memory, eval tokens and GPU-hours per spec.
+    """Before running: examples, steps, tokens, FLOPs, peak memory, eval tokens and GPU-hours per spec, then
+    per criterion the smallest effect (or margin) its paired checks show with 80% power at the planned n.
 
     Example: `repro plan specs/*.json --gpu h100`
     """
     from app.launch.plan import assumptions, estimate, spec_set, table, totals, warnings
+    from app.study.power_plan import planned_n, power_rows, power_table
 
     with user_errors():
         loaded = [(p, load_spec(p)) for p in specs]
         named = spec_set(loaded)
         rows = [estimate(spec, gpu, named) for _, spec in loaded]
         notes = assumptions(gpu)
+        power = power_rows(planned_n([s for _, s in loaded], rows), discordance)
     for line in warnings(rows):
         note(line)
     if as_json:
-        typer.echo(json.dumps({"runs": rows, "total": totals(rows), "assumptions": notes}, indent=2))
+        typer.echo(json.dumps({"runs": rows, "total": totals(rows), "assumptions": notes, "power": power}, indent=2))
         return
     typer.echo(table(rows))
     typer.echo("assumptions:")
     for line in notes:
         typer.echo(f"  - {line}")
+    typer.echo(power_table(power))
 
 
 @app.command(rich_help_panel=PREPARE)

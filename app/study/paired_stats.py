@@ -14,6 +14,7 @@ difference, so every function here works on the discordant counts:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -81,13 +82,13 @@ def _log_binom(m: int, k: int, p: float) -> float:
     return math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) + k * math.log(p) + (m - k) * math.log1p(-p)
 
 
-def _power(n: int, d: float, effect: float, decide) -> float:
-    """P(decide(n, only_a, only_b)) when a question is discordant with probability d and the candidate's
-    side of the difference is `effect` (the true paired difference b − a). Discordance below |effect| is
-    impossible, so d is raised to |effect|."""
+def _power(n: int, d: float, effect: float, first_win) -> float:
+    """P(the decision holds) when a question is discordant with probability d and the true paired difference
+    b − a is `effect`; `first_win(m)` is the fewest candidate wins among m discordant questions for which it
+    holds (both decisions are monotone in the wins). Discordance below |effect| is impossible: d is raised."""
     d = min(1.0, max(d, abs(effect)))
     if n <= 0 or d <= 0.0:
-        return 1.0 if decide(n, 0, 0) else 0.0
+        return 1.0 if first_win(0) == 0 else 0.0
     share_b = 0.5 + effect / (2 * d)
     sd = math.sqrt(n * d * (1 - d))
     lo, hi = max(0, int(n * d - 9 * sd - 2)), min(n, int(n * d + 9 * sd + 2))
@@ -96,18 +97,32 @@ def _power(n: int, d: float, effect: float, decide) -> float:
         pm = math.exp(_log_binom(n, m, d))
         if pm < 1e-15:
             continue
-        k_min = _first(m, lambda k, m=m: decide(n, m - k, k))
-        total += pm * sum(math.exp(_log_binom(m, k, share_b)) for k in range(k_min, m + 1))
+        total += pm * sum(math.exp(_log_binom(m, k, share_b)) for k in range(first_win(m), m + 1))
     return min(1.0, total)
 
 
 def _first(m: int, holds) -> int:
-    """The smallest k in 0..m where `holds` (monotone in k: both decisions favour candidate wins); else m + 1."""
+    """The smallest k in 0..m where `holds` (monotone in k); m + 1 if none."""
     lo, hi = -1, m + 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if holds(mid) else (mid, hi)
     return hi
+
+
+@functools.lru_cache(maxsize=65536)
+def critical_wins(m: int, alpha: float = 0.05) -> int:
+    """The fewest candidate wins among m discordant questions that the exact McNemar test finds significant
+    (m + 1 if none): the largest losing count j < m − j with 2·P(Bin(m, ½) ≤ j) < α, in floats (power only)."""
+    cdf, j_max = 0.0, -1
+    for j in range(m + 1):
+        if j >= m - j:
+            break
+        cdf += math.exp(_log_binom(m, j, 0.5))
+        if 2 * cdf >= alpha:
+            break
+        j_max = j
+    return m + 1 if j_max < 0 else m - j_max
 
 
 def shows_better(n: int, only_a: int, only_b: int, alpha: float = 0.05) -> bool:
@@ -122,12 +137,12 @@ def shows_no_worse(n: int, only_a: int, only_b: int, margin: float) -> bool:
 
 def power_better(n: int, d: float, effect: float, alpha: float = 0.05) -> float:
     """Power of the exact McNemar test to show a true improvement `effect` (> 0) at n questions, discordance d."""
-    return _power(n, d, effect, lambda n_, a, b: shows_better(n_, a, b, alpha))
+    return _power(n, d, effect, lambda m: critical_wins(m, alpha))
 
 
 def power_no_worse(n: int, d: float, margin: float, true_diff: float = 0.0) -> float:
     """Power of the interval to show "no worse than −δ" when the true difference is `true_diff` (default: equal)."""
-    return _power(n, d, true_diff, lambda n_, a, b: shows_no_worse(n_, a, b, margin))
+    return _power(n, d, true_diff, lambda m: _first(m, lambda k: shows_no_worse(n, m - k, k, margin)))
 
 
 def smallest_effect(n: int, d: float, level: float = POWER_LEVEL, alpha: float = 0.05) -> float | None:

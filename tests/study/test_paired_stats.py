@@ -63,3 +63,11 @@ def test_smallest_detectable_effect_and_margin_shrink_with_n():
     assert smallest_margin(1319, 0.2) < smallest_margin(64, 0.2)
     assert power_no_worse(1319, 0.2, smallest_margin(1319, 0.2)) >= 0.8
     assert power_no_worse(1319, 0.2, smallest_margin(1319, 0.2) - 0.005) < 0.8
+
+
+def test_the_power_sums_use_the_tests_own_rejection_region():
+    from app.study.paired_stats import critical_wins, shows_better
+
+    for m in [*range(30), 64, 101, 333]:
+        k = critical_wins(m)
+        assert all(shows_better(1000, m - w, w) == (w >= k) for w in range(m + 1)), m
