@@ -4,7 +4,7 @@ Groups (from the report being reproduced):
   orig – constant LR 2e-5, loss on the whole response; 3 epochs at the two smallest sizes, 1 above
   A    – orig + 5% linear warmup + cosine decay to 10% of the LR
   B    – A + loss on the `<answer>` span only
-  C    – B + LR 1e-5 (also run at the two smallest sizes, to test "no worse than before")
+  C    – B + LR 1e-5 (B and C also run at the two smallest sizes, to test "no worse than before")
   lr   – B at the sweep size with the sweep LRs that B and C do not already cover
   P    – orig with the hardened prompt (`r1_zero_hardened_v1`, the report's §8.1 fix) at the fix sizes
   steps, tokens – orig with the budget of the largest size's one epoch (§8.2): the same optimizer
@@ -157,11 +157,11 @@ def decode_spec(plan: StudyPlan, source: RunSpec) -> RunSpec:
 
 
 def matrix(plan: StudyPlan) -> list[RunSpec]:
-    """The whole study: base model, orig at every size, A/B/C at the fix sizes, C small, LR sweep."""
+    """The whole study: base model, orig at every size, A/B/C at the fix sizes, B and C small, LR sweep."""
     specs = [base_spec(plan)]
     specs += [make_spec(plan, "orig", s) for s in plan.sizes]
     specs += [make_spec(plan, g, s) for g in ("A", "B", "C") for s in plan.fix_sizes]
-    specs += [make_spec(plan, "C", s) for s in plan.sizes[:2] if s not in plan.fix_sizes]
+    specs += [make_spec(plan, g, s) for g in ("B", "C") for s in plan.sizes[:2] if s not in plan.fix_sizes]
     sweep_size = plan.fix_sizes[-2] if len(plan.fix_sizes) > 1 else plan.fix_sizes[-1]
     covered = {recipe("B")["lr"], recipe("C")["lr"]}
     specs += [make_spec(plan, "lr", sweep_size, lr) for lr in LR_SWEEP if lr not in covered]
