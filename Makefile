@@ -31,7 +31,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PY_NEEDED)")' 2>/dev/null || \
 	  { echo "make setup: needs Python $(PY_NEEDED) (the lock is for it), but $(PY) is $$($(PY) -V 2>/dev/null || echo missing): get it with 'uv python install $(PY_NEEDED)', then run make setup PY=\$$(uv python find $(PY_NEEDED))" >&2; exit 2; }
-	$(PY) -m venv $(VENV)
+	$(PY) -m venv $(VENV_ARGS) $(VENV)
 	$(PY) -m app.env.lockfiles split $(LOCK) $(VENV)
 	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/lock-pypi.txt
 	$(BIN)/pip install -q --no-deps --require-hashes --extra-index-url $(TORCH_INDEX) -r $(VENV)/lock-wheel-index.txt
@@ -46,8 +46,8 @@ stage-envs:  ## build .venv-train and .venv-eval from lockfiles/{train,eval}-$(S
 	@for stage in train eval; do \
 	  lock=lockfiles/$$stage-$(STAGE_KIND).txt venv=.venv-$$stage; \
 	  [ -f $$lock ] || { echo "make stage-envs: no $$lock (STAGE_ENVS is cuda, cuda12 or cpu)" >&2; exit 2; }; \
-	  [ "$$(cat $$venv/.installed 2>/dev/null)" = $$lock ] || rm -rf $$venv; \
-	  $(MAKE) --no-print-directory $$venv/.installed VENV=$$venv LOCK=$$lock || exit $$?; \
+	  other=; [ "$$(cat $$venv/.installed 2>/dev/null)" = $$lock ] || other="-B VENV_ARGS=--clear"; \
+	  $(MAKE) --no-print-directory $$venv/.installed VENV=$$venv LOCK=$$lock $$other || exit $$?; \
 	done
 
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
