@@ -43,7 +43,7 @@ def run_cmd(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Pat
     preempt.install()
     try:
         with user_errors():
-            path = run_in_envs(load_spec(spec_path), spec_path, runs_dir, progress=progress)
+            path = run_in_envs(load_spec(spec_path), spec_path, runs_dir, progress=progress, log=note)
     except StageFailed as exc:  # the child printed its own error; its exit code is ours
         raise typer.Exit(exc.exit_code) from None
     typer.echo(f"COMPLETE {path}")

@@ -58,7 +58,7 @@ def run_child(argv: list[str], env: StageEnv) -> tuple[int, str | None]:
     return (128 - rc if rc < 0 else rc), (forwarded[-1] if forwarded else None)
 
 
-def run_in_envs(spec: RunSpec, spec_path: Path, runs_root: Path, progress: bool = True) -> Path:
+def run_in_envs(spec: RunSpec, spec_path: Path, runs_root: Path, progress: bool = True, log=None) -> Path:
     """`repro run`: each pending stage in its environment; all in this process (run_stages, the lock held
     throughout) when every pending stage's Python is this interpreter. Returns the run directory."""
     pending = pending_stages(spec, runs_root)
@@ -72,6 +72,8 @@ def run_in_envs(spec: RunSpec, spec_path: Path, runs_root: Path, progress: bool 
         elif env.is_current:
             eval_stage(spec, runs_root, progress=progress)
         else:
+            if log:
+                log(f"{stage} stage: in {env.python} ({env.chosen_by})")
             rc, stopped = run_child(stage_argv(env, spec_path, runs_root, progress), env)
             if rc:
                 raise StageFailed(stage, rc)

@@ -39,6 +39,7 @@ def test_the_train_stage_runs_in_its_own_python_and_env_json_says_so(tmp_path, t
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert "TRAINED" in out and "COMPLETE" in out  # the child's line, then the parent's
+    assert f"train stage: in {python} (REPRO_TRAIN_PYTHON)" in err
     envs = json.loads(next((tmp_path / "runs").glob("tiny-*/env.json")).read_text())
     train, evals = envs["train"][-1], envs["eval"][-1]
     lock = str(REPO / "lockfiles/train-cpu.txt")
