@@ -6,8 +6,11 @@ saved next to the runs, `sbatch` runs it unchanged and a user can edit and resub
 cluster we have never seen. submitit pickles a Python callable and runs it inside its own wrapper,
 which hides exactly those parts, and it would need to be installed on every node.
 
-Each array task runs `repro run SPEC` in this project's venv (resuming whatever is unfinished), or
-for multi-process training `torchrun` under `srun` first. Pure apart from calling sbatch/squeue.
+Each array task trains with the train stage's Python (`TRAIN_PY`; for multi-process training `torchrun`
+under `srun`), then runs `repro run SPEC` with the eval stage's Python (`EVAL_PY`), resuming whatever
+is unfinished. Both paths are resolved at submit time (app/env/stage_env.py: REPRO_TRAIN_PYTHON /
+REPRO_EVAL_PYTHON, .venv-train / .venv-eval, else the submitting interpreter) and must be reachable
+from the compute nodes. Pure apart from calling sbatch/squeue.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.env.stage_env import STAGES
+from app.env.stage_env import resolve as resolve_stage_env
 from app.errors import UserError
 from app.preempt import EXIT_CODE
 from app.rundir.find import find_run_dir
@@ -187,8 +191,12 @@ step() {  # run one command in the background, so the trap can run while it work
 """
 
 SINGLE = """
-step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"
-rc=$?
+rc=0
+if [ "${TRAINS[$SLURM_ARRAY_TASK_ID]}" = 1 ] && [ "$(state_of train)" != complete ]; then
+  say "training with $TRAIN_PY"
+  REPRO_STAGE_PYTHON=$TRAIN_PY step "$TRAIN_PY" -m app train "$SPEC" --runs-dir "$RUNS" --resume
+  rc=$?
+fi
 """
 
 DISTRIBUTED = """
@@ -199,15 +207,20 @@ if [ "${{TRAINS[$SLURM_ARRAY_TASK_ID]}}" = 1 ] && [ "$(state_of train)" != compl
   # array that share a node never meet on one port.
   HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
   PORT={port}
-{export_cpus}  say "training on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es), rendezvous $HEAD:$PORT"
-  step srun --kill-on-bad-exit=1 --ntasks-per-node=1{srun_cpus} "$PY" -m torch.distributed.run \\
+{export_cpus}  say "training with $TRAIN_PY on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es)"
+  say "rendezvous $HEAD:$PORT"
+  REPRO_STAGE_PYTHON=$TRAIN_PY \\
+    step srun --kill-on-bad-exit=1 --ntasks-per-node=1{srun_cpus} "$TRAIN_PY" -m torch.distributed.run \\
     --nnodes="$SLURM_JOB_NUM_NODES" --nproc-per-node={nproc} \\
     --rdzv-backend=c10d --rdzv-endpoint="$HEAD:$PORT" --rdzv-id="$SLURM_JOB_ID" \\
     -m app train "$SPEC" --runs-dir "$RUNS" --resume
   rc=$?
 fi
-if [ "$rc" = 0 ] && [ "$requeue" = 0 ]; then
-  step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"  # evaluation (training is complete)
+"""
+
+EVAL = """
+if [ "$rc" = 0 ] && [ "$requeue" = 0 ]; then  # evaluation (training is complete) in the eval environment
+  REPRO_STAGE_PYTHON=$EVAL_PY step "$EVAL_PY" -m app run "$SPEC" --runs-dir "$RUNS"
   rc=$?
 fi
 """
@@ -229,9 +242,18 @@ def distributed_part(opts: SlurmOptions) -> str:
     return DISTRIBUTED.format(nproc=opts.nproc, port=RDZV_PORT_BASH, export_cpus=export_cpus, srun_cpus=cpus_flag)
 
 
-def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python: str, workdir: Path) -> str:
-    """The whole sbatch script for one sweep: header, per-task arrays, the task body."""
+def batch_script(
+    tasks: list[Task],
+    opts: SlurmOptions,
+    runs_root: Path,
+    python: str,
+    workdir: Path,
+    stage_pythons: dict[str, str] | None = None,
+) -> str:
+    """The whole sbatch script for one sweep: header, per-task arrays, the task body. `python` reads
+    status.json; `stage_pythons` (stage → interpreter, default `python`) run the train and eval stages."""
     check_options(opts)
+    stage_py = {"train": python, "eval": python, **(stage_pythons or {})}
     env = {k: os.environ[k] for k in ("GSM8K_DIR", "HF_HOME", "REPRO_CACHE") if k in os.environ}
     parts = [
         "#!/bin/bash",
@@ -240,14 +262,19 @@ def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python:
         "set -uo pipefail",
         bash_array("SPECS", [t.spec_path for t in tasks]),
         bash_array("RUN_DIRS", [t.run_dir for t in tasks]),
-        bash_array("TRAINS", [int(t.trains) for t in tasks]) if opts.distributed else "",
+        bash_array("TRAINS", [int(t.trains) for t in tasks]),
         f"RUNS={shlex.quote(str(runs_root))}",
         f"PY={shlex.quote(python)}",
+        "# Each stage in its own environment (resolved at submit time; app/env/stage_env.py).",
+        f"TRAIN_PY={shlex.quote(stage_py['train'])}",
+        f"EVAL_PY={shlex.quote(stage_py['eval'])}",
+        'export REPRO_TRAIN_PYTHON="$TRAIN_PY" REPRO_EVAL_PYTHON="$EVAL_PY"',
         f"cd {shlex.quote(str(workdir))}",
         "export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1  # library progress bars garble log files",
         *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
         TASK_BODY.replace("{exit_code}", str(EXIT_CODE)).rstrip(),
         (distributed_part(opts) if opts.distributed else SINGLE).rstrip(),
+        EVAL.rstrip(),
         TAIL.rstrip(),
     ]
     return "\n".join(p for p in parts if p) + "\n"
@@ -327,7 +354,8 @@ def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry
         log("nothing to submit: every run is complete or queued")
         return ""
     tasks = [t for _, t in chosen]
-    script = batch_script(tasks, opts, runs_root, sys.executable, Path.cwd())
+    envs = {stage: resolve_stage_env(stage).python for stage in STAGES}
+    script = batch_script(tasks, opts, runs_root, envs["eval"], Path.cwd(), envs)
     if dry_run:
         print(script, end="")
         return ""

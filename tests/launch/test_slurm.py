@@ -52,11 +52,13 @@ def test_header_carries_every_cluster_option(tmp_path):
     assert not any("nodes" in ln for ln in lines)  # single-process tasks leave node counts alone
 
 
-def test_single_process_script_runs_repro_run_and_is_valid_bash(tmp_path):
+def test_single_process_script_trains_then_runs_repro_run_and_is_valid_bash(tmp_path):
     script = batch_script(tasks(tmp_path), SlurmOptions(), tmp_path / "runs", "/venv/bin/python", tmp_path)
     assert script.startswith("#!/bin/bash\n")
-    assert 'step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"' in script
-    assert "torch.distributed.run" not in script and "TRAINS=" not in script
+    assert 'step "$TRAIN_PY" -m app train "$SPEC" --runs-dir "$RUNS" --resume' in script
+    assert 'step "$EVAL_PY" -m app run "$SPEC" --runs-dir "$RUNS"' in script
+    assert "TRAIN_PY=/venv/bin/python\nEVAL_PY=/venv/bin/python\n" in script  # one venv: both stages in it
+    assert "torch.distributed.run" not in script
     assert f"  {tmp_path}/s1.json\n" in script and "scontrol requeue" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
@@ -72,12 +74,41 @@ def test_multi_node_script_starts_torchrun_under_srun_with_slurm_rendezvous(tmp_
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
+STAGE_PYTHONS = {"train": "/shared/.venv-train/bin/python", "eval": "/shared/.venv-eval/bin/python"}
+
+
+@pytest.mark.parametrize("opts", [SlurmOptions(), SlurmOptions(nodes=2, gpus_per_node=2)], ids=["single", "torchrun"])
+def test_each_stage_runs_with_its_own_python(opts, tmp_path):
+    """The script's stage part run in bash (srun, scontrol and the stages stubbed): train with TRAIN_PY,
+    plain or under torchrun, then `repro run` (the evaluation) with EVAL_PY."""
+    script = batch_script(tasks(tmp_path), opts, tmp_path / "runs", STAGE_PYTHONS["eval"], tmp_path, STAGE_PYTHONS)
+    variables = script.split("set -uo pipefail", 1)[1].split("\ncd ", 1)[0]
+    stages = script.split('  return "$rc"\n}\n', 1)[1].split('\nif [ "$requeue" = 1 ]', 1)[0]
+    stubs = f"""
+set -u
+SPEC=s.json requeue=0
+scontrol() {{ printf 'node1\\n'; }}
+state_of() {{ echo new; }}
+say() {{ :; }}
+step() {{ echo "$REPRO_STAGE_PYTHON|$*" >>{tmp_path}/steps; }}
+"""
+    env = {"PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "7", "SLURM_JOB_ID": "7"}
+    env |= {"SLURM_JOB_NODELIST": "node1", "SLURM_JOB_NUM_NODES": "1"}
+    proc = subprocess.run(["bash", "-c", variables + stubs + stages], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    train, evaluate = (tmp_path / "steps").read_text().splitlines()
+    assert train.startswith(STAGE_PYTHONS["train"] + "|") and f"{STAGE_PYTHONS['train']} -m " in train
+    assert " -m app train s.json " in train and "--resume" in train
+    assert evaluate == f"{STAGE_PYTHONS['eval']}|{STAGE_PYTHONS['eval']} -m app run s.json --runs-dir {tmp_path}/runs"
+    assert 'export REPRO_TRAIN_PYTHON="$TRAIN_PY"' in script  # for a `repro run` that still finds training to do
+
+
 def run_training_part(opts: SlurmOptions, tmp_path: Path, **env: str) -> tuple[str, list[str], str]:
     """Run the script's torchrun part in bash with srun's launch recorded: (stdout, the command that
     `step` was given, SRUN_CPUS_PER_TASK as the command would see it)."""
     stubs = f"""
 set -u
-TRAINS=(1 1 1 1 1 1 1 1) PY=/venv/bin/python SPEC=s.json RUNS=runs requeue=1  # requeue: no eval step
+TRAINS=(1 1 1 1 1 1 1 1) TRAIN_PY=/venv/bin/python SPEC=s.json RUNS=runs requeue=1  # requeue: no eval step
 scontrol() {{ printf 'node1\\nnode2\\n'; }}
 state_of() {{ echo new; }}
 say() {{ echo "say: $*"; }}
