@@ -202,7 +202,7 @@ def run_eval(
         on_prompts(len(prompts))
     e = spec.eval
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
-    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, trust)
+    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, trust, spec.device)
     with open_generator(e.backend, model_path, cfg) as gen:
         timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress, journal)
         versions = gen.versions

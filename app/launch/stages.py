@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from app import preempt
+from app.env.device import require_device
 from app.env.fingerprint import record_env
 from app.errors import UserError
 from app.faults import fault
@@ -137,6 +138,7 @@ def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
 
 def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     """Train (resuming) if needed, then evaluate if needed, holding the run's lock throughout."""
+    require_device(spec, required_stages(spec))  # before anything is created or loaded
     single_process("repro run (its eval stage)")
     run = open_spec_run(spec, runs_root)
     try:
@@ -163,6 +165,7 @@ def stage_done(run: RunDir, stage: str, spec: RunSpec) -> bool:
 
 def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: bool = True) -> RunDir:
     """Train the spec's model on its subset; writes checkpoint/ and the training logs."""
+    require_device(spec, ["train"])  # every torchrun rank, before anything is created or loaded
     run = open_spec_run(spec, runs_root) if int(os.environ.get("RANK", "0")) == 0 else None
     try:
         if run is not None and resume and run.stage_state("train") != "complete" and stage_done(run, "train", spec):
@@ -212,6 +215,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
             progress=progress,
             trust_remote_code=trust,
             revision=m.revision,
+            device=spec.device,
         )
         if rank == 0:
             finish_train(run, spec, model_path, summary, examples, dropped)
@@ -273,6 +277,7 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
 
 def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:
     """Evaluate (resuming an interrupted eval); writes predictions.jsonl and eval_metrics.json."""
+    require_device(spec, ["eval"])  # before anything is created or loaded
     single_process("eval")
     run = open_spec_run(spec, runs_root)
     try:
