@@ -7,7 +7,7 @@ vLLM build is read from package metadata, so vLLM itself stays behind app/eval/g
 
 from __future__ import annotations
 
-from app.env.device_rule import Found, device_problem, vllm_build
+from app.env.device_rule import Found, Refusal, device_problem, vllm_build
 from app.env.versions import installed_version
 from app.errors import UserError
 from app.spec.run_spec import RunSpec
@@ -38,8 +38,8 @@ def probe(need: str, uses_vllm: bool) -> Found:
     return Found(torch.__version__, torch.version.cuda, gpus, **engine)
 
 
-def spec_problem(spec: RunSpec, stages: list[str]) -> str | None:
-    """Why `spec`'s `stages` cannot start on this machine's device, in one line, else None."""
+def spec_problem(spec: RunSpec, stages: list[str]) -> Refusal | None:
+    """Why `spec`'s `stages` cannot start on this machine's device, else None."""
     if spec.device == "auto":
         return None
     uses_vllm = "eval" in stages and spec.eval.backend == "vllm"
@@ -50,4 +50,4 @@ def require_device(spec: RunSpec, stages: list[str]) -> None:
     """Refuse (exit 2, one line naming the spec) a start on the wrong device, before anything is written."""
     problem = spec_problem(spec, stages)
     if problem:
-        raise UserError(f"spec {spec.name}: {problem}")
+        raise UserError(f"spec {spec.name}: {problem.line}")

