@@ -214,7 +214,8 @@ def planned_bytes(specs: list[RunSpec]) -> int:
             continue
         local = Path(spec.model.id).expanduser()
         size = sum(p.stat().st_size for p in local.glob("*.safetensors")) if local.is_dir() else 0
-        total += 4 * (size or fp32_bytes(spec.model.id) or EMBEDDED_CHECKPOINT_BYTES)
+        sized = fp32_bytes(spec.model.id) if spec.model.id != EMBEDDED else None  # the embedded size is measured
+        total += 4 * (size or sized or EMBEDDED_CHECKPOINT_BYTES)
     return total
 
 
