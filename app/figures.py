@@ -1,5 +1,5 @@
 """Matplotlib figures as reproducible PNG bytes (Agg, no timestamps): the training curves a stage writes, and
-the figure and PNG helpers the report's figures are drawn with (app/study/render.py).
+the figure and PNG helpers the report's figures are drawn with (app/study/plots.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (8, 3.2
     return plt, fig, axes
 
 
-def to_png(plt, fig) -> bytes:
+def to_png(plt, fig, layout: bool = True) -> bytes:
+    """The figure as PNG bytes; `layout=False` keeps a layout the caller already set (e.g. room for a legend)."""
     buf = io.BytesIO()
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     # No software or creation-time metadata: the PNG bytes stay reproducible for the manifest.
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None, "Creation Time": None})
     plt.close(fig)

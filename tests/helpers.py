@@ -19,6 +19,23 @@ FIXTURE = REPO / "tests" / "fixtures" / "old_run"
 RUN = "old_tiny-40935497"
 
 
+def doc_files() -> list[Path]:
+    """The user documentation: README.md and docs/*.md (the reference moved out of the README)."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def docs_text() -> str:
+    """README.md and docs/*.md joined: what "the docs say" checks search."""
+    return "\n".join(p.read_text() for p in doc_files())
+
+
+def doc_with(heading: str) -> Path:
+    """The one file of `doc_files()` holding the markdown heading line `heading` (e.g. "## Run specs")."""
+    hits = [p for p in doc_files() if heading in p.read_text().splitlines()]
+    assert len(hits) == 1, f"{heading!r} is in {len(hits)} doc files: {[str(p.relative_to(REPO)) for p in hits]}"
+    return hits[0]
+
+
 def repro(*args: str, env: dict | None = None, cwd: Path = REPO, timeout: int = 1500) -> subprocess.CompletedProcess:
     """Run `python -m app ARGS` as a user would, capturing output."""
     return subprocess.run(

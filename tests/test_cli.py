@@ -53,6 +53,25 @@ def test_help_names_the_command(command):
     assert f"Usage: repro {command} " in out.stdout, out.stdout
 
 
+@pytest.mark.parametrize("command", LEAVES)
+def test_help_gives_an_example(command):
+    assert f"Example: `repro {command}" in (COMMANDS[command].help or ""), COMMANDS[command].help
+
+
+@pytest.mark.parametrize(
+    "command, choices",
+    [("plan", "<h100|h200|a100|a100-40|l40s|a10>"), ("sweep", "<local|slurm>"), ("replay", "<train|eval|all>")],
+)
+def test_help_lists_the_choices_of_an_option(command, choices):
+    out = CliRunner().invoke(app, [command, "--help"], prog_name="repro", env={"COLUMNS": "200"})
+    assert choices in out.stdout, out.stdout
+
+
+def test_a_value_outside_the_choices_is_refused_naming_them():
+    out = cli("plan", "specs/smoke_cpu.json", "--gpu", "h9")
+    assert out.exit_code == 2 and "'h9' is not one of" in out.output and "'a100-40'" in out.output, out.output
+
+
 ONE_STEP = {"max_steps": 1, "micro_batch_size": 2, "grad_accum": 1}
 
 
@@ -245,6 +264,14 @@ def _export_mlflow(ctx: Ctx) -> None:
     uri = f"sqlite:///{ctx.tmp / 'mlflow.db'}"
     out = ok("export", "mlflow", ctx.run(), "--tracking-uri", uri)
     assert out.startswith("EXPORTED "), out
+
+
+@happy("export lm-eval")
+def _export_lm_eval(ctx: Ctx) -> None:
+    out = ok("export", "lm-eval", ctx.run(), "--out", ctx.tmp / "lm")
+    results, samples = [Path(line.removeprefix("WROTE ")) for line in out.splitlines()]
+    assert results.name.startswith("results_") and samples.name.startswith("samples_gsm8k_r1_zero_v1_"), out
+    assert "exact_match,strict-match" in json.loads(results.read_text())["results"]["gsm8k_r1_zero_v1"]
 
 
 @pytest.fixture

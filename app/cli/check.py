@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import CHECK, TRUST, UNVERIFIED, app, echo_lines, note, run_arg, user_errors
+from app.cli.common import CHECK, TRUST, UNVERIFIED, Stage, app, echo_lines, note, run_arg, user_errors
 
 
 @app.command(rich_help_panel=CHECK)
@@ -79,7 +79,7 @@ def compare(
 def replay(
     run_dir: Path = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     out: Path = typer.Option(Path("replays"), "--out", help="root for the fresh run directory"),
-    stage: str = typer.Option("all", "--stage", help="train, eval or all"),
+    stage: Stage = typer.Option("all", "--stage", help="what to re-execute (eval: on the recorded checkpoint)"),
     progress: bool = typer.Option(False, "--progress/--no-progress"),
     trust_remote_code: bool = TRUST,
 ) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from app import preempt
 from app.errors import UserError, one_line
+from app.launch.plan import GPUS
 
 app = typer.Typer(
     add_completion=False,
@@ -32,6 +34,12 @@ TRUST = typer.Option(
 UNVERIFIED = typer.Option(
     False, "--allow-unverified", help="read runs whose files differ from their manifest (warns naming each)"
 )
+# Options whose values are choices are typed as Literals, so `--help` lists them (`<h100|h200|…>`) and
+# click refuses any other value naming the choices.
+Gpu = Literal[tuple(GPUS)]  # the GPU table of `repro plan`
+Launcher = Literal["local", "slurm"]
+Stage = Literal["train", "eval", "all"]
+
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="a progress bar (else plain progress lines)")
 
 

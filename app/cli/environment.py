@@ -7,12 +7,16 @@ import json
 import typer
 
 from app.cli.common import ENVIRONMENT, app, user_errors
+from app.env.lockfiles import VARIANTS
 from app.errors import UserError
 
 
 @app.command("fingerprint", rich_help_panel=ENVIRONMENT)
 def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the pip freeze list")) -> None:
-    """Print this environment's fingerprint as JSON."""
+    """Print this environment's fingerprint as JSON.
+
+    Example: `repro fingerprint --full > env.json`
+    """
     from app.env.fingerprint import fingerprint
 
     fp = fingerprint()
@@ -23,7 +27,7 @@ def fingerprint_cmd(full: bool = typer.Option(False, "--full", help="include the
 
 @app.command(rich_help_panel=ENVIRONMENT)
 def lock(
-    variants: list[str] = typer.Argument(None, help="variants (default: all)"),
+    variants: list[str] = typer.Argument(None, metavar="VARIANT", help=f"[{'|'.join(VARIANTS)}] (default: all)"),
     check: bool = typer.Option(False, "--check", help="only check that the locks match pyproject.toml"),
     index: bool = typer.Option(False, "--index", help="check the locks (default: the CUDA ones) against PyPI"),
 ) -> None:
@@ -31,7 +35,7 @@ def lock(
 
     Example: `repro lock --check`
     """
-    from app.env.lockfiles import VARIANTS, check_lock, compile_lock
+    from app.env.lockfiles import check_lock, compile_lock
 
     if index:
         return _lock_index(variants)

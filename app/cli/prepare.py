@@ -7,15 +7,13 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import PREPARE, RUNS, app, note, user_errors
+from app.cli.common import PREPARE, RUNS, Gpu, app, note, user_errors
 from app.errors import one_line
 from app.spec.run_spec import SpecError, load_spec, spec_hash
 
-GPUS = "h100, h200, a100, a100-40, l40s, a10"
-
 
 @app.command(rich_help_panel=PREPARE)
-def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None:
+def validate(specs: list[Path] = typer.Argument(..., metavar="SPEC", help="spec files")) -> None:
     """Validate spec files: `OK <path> <hash>` each, or one line per problem and exit 2.
 
     Example: `repro validate specs/*.json`
@@ -43,16 +41,27 @@ def validate(specs: list[Path] = typer.Argument(..., help="spec files")) -> None
 
 
 @app.command(rich_help_panel=PREPARE)
-def schema() -> None:
-    """Print the JSON Schema of a run spec (every field described), for editors and validators."""
-    from app.spec.schema import json_schema
+def schema(
+    report: bool = typer.Option(False, "--report", help="the schema of `repro report`'s report.json instead"),
+) -> None:
+    """Print the JSON Schema of a run spec (every field described), for editors and validators.
+
+    Example: `repro schema > run-spec.schema.json` (`repro schema --report` for report.json)
+    """
+    if report:
+        from app.study.report_json import json_schema
+    else:
+        from app.spec.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @app.command(rich_help_panel=PREPARE)
 def data(spec_path: Path = typer.Argument(..., metavar="SPEC")) -> None:
-    """Print the data fingerprint and counts of a spec's training subset and eval split."""
+    """Print the data fingerprint and counts of a spec's training subset and eval split.
+
+    Example: `repro data specs/smoke_cpu.json`
+    """
     from app.inputs.gsm8k import data_fingerprint
 
     with user_errors():
@@ -63,8 +72,8 @@ def data(spec_path: Path = typer.Argument(..., metavar="SPEC")) -> None:
 
 @app.command(rich_help_panel=PREPARE)
 def plan(
-    specs: list[Path] = typer.Argument(..., help="spec files"),
-    gpu: str = typer.Option("h100", "--gpu", help=GPUS),
+    specs: list[Path] = typer.Argument(..., metavar="SPEC", help="spec files"),
+    gpu: Gpu = typer.Option("h100", "--gpu", help="the GPU type the estimates assume"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Before running: examples, steps, tokens, FLOPs, peak memory, eval tokens and GPU-hours per spec.
@@ -113,7 +122,7 @@ def matrix(
 
 @app.command(rich_help_panel=PREPARE)
 def doctor(
-    specs: list[Path] = typer.Argument(None, help="planned spec files (for data and disk checks)"),
+    specs: list[Path] = typer.Argument(None, metavar="SPEC", help="planned spec files (for data and disk checks)"),
     runs_dir: Path = RUNS,
 ) -> None:
     """Check this machine for what runs need; print a checklist with a fix per miss (exit 1 on a miss).

@@ -11,7 +11,7 @@ from app.cli.common import REPORT, UNVERIFIED, app, note, run_arg, user_errors
 
 @app.command(rich_help_panel=REPORT)
 def report(
-    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     out: Path = typer.Option(Path("report"), "--out", help="output directory"),
     title: str = typer.Option("GSM8K SFT study", "--title"),
     allow_mixed_eval: bool = typer.Option(
@@ -38,7 +38,7 @@ def report(
 
 @app.command(rich_help_panel=REPORT)
 def publish(
-    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     out: Path = typer.Option(..., "--out", help="writes OUT/runs/<run>/ (and the report into OUT/)"),
     report: Path = typer.Option(None, "--report", help="a `repro report` directory to publish with the runs"),
     missing_as_omitted: bool = typer.Option(
@@ -59,22 +59,48 @@ def publish(
         typer.echo(f"PUBLISHED {path}")
 
 
-export_app = typer.Typer(no_args_is_help=True, help="Export runs to experiment trackers.")
+export_app = typer.Typer(
+    no_args_is_help=True, help="Export runs to experiment trackers (MLflow) and lm-evaluation-harness's results layout."
+)
 app.add_typer(export_app, name="export", rich_help_panel=REPORT)
 
 
 @export_app.command("mlflow")
 def export_mlflow(
-    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR..."),
+    run_dirs: list[Path] = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
     tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri", help="MLflow tracking URI"),
     experiment: str = typer.Option("repro", "--experiment"),
     report: Path = typer.Option(None, "--report", help="also export a `repro report` directory"),
     allow_unverified: bool = UNVERIFIED,
 ) -> None:
-    """Each run as an MLflow run: spec → params, logs and metrics → metrics, hashes → tags, files → artifacts."""
+    """Each run as an MLflow run: spec → params, logs and metrics → metrics, hashes → tags, files → artifacts.
+
+    Example: `repro export mlflow runs/cpu_* --report report`
+    """
     from app.study.export_mlflow import export
 
     with user_errors():
         done = export(run_dirs, tracking_uri, experiment, report, allow_unverified, note)
     for path, run_id, created in done:
         typer.echo(f"{'EXPORTED' if created else 'UNCHANGED'} {path} -> mlflow run {run_id}")
+
+
+@export_app.command("lm-eval")
+def export_lm_eval(
+    run_dir: Path = typer.Argument(..., callback=run_arg, metavar="RUN_DIR"),
+    out: Path = typer.Option(Path("lm-eval-results"), "--out", help="writes OUT/<run>/results_*.json and samples_*"),
+    allow_unverified: bool = UNVERIFIED,
+) -> None:
+    """The run's evaluation as lm-evaluation-harness writes its output (`exact_match,strict-match` /
+    `exact_match,flexible-extract`, per-sample records with the prompt text), for tools that read it.
+
+    Example: `repro export lm-eval runs/cpu_B_128 --out lm-eval-results`
+    """
+    from app.rundir.out_dir import check_out_dir
+    from app.study.export_lm_eval import export
+
+    with user_errors():
+        check_out_dir(out)
+        written = export(run_dir, out, allow_unverified, note)
+    for path in written:
+        typer.echo(f"WROTE {path}")

@@ -11,7 +11,7 @@ from typing import TypeVar
 import typer
 
 from app import preempt
-from app.cli.common import PROGRESS, RUN, RUNS, TRUST, app, note, user_errors
+from app.cli.common import PROGRESS, RUN, RUNS, TRUST, Gpu, Launcher, app, note, user_errors
 from app.errors import UserError
 from app.rundir.layout import SPEC_JSON
 from app.spec.run_spec import RunSpec, load_spec
@@ -21,10 +21,13 @@ T = TypeVar("T")
 
 @app.command(rich_help_panel=RUN)
 def fetch(
-    specs: list[Path] = typer.Argument(..., metavar="SPEC...", help="spec files"),
+    specs: list[Path] = typer.Argument(..., metavar="SPEC", help="spec files"),
     refresh: bool = typer.Option(False, "--refresh", help="ask the hub again even when a fetched copy exists"),
 ) -> None:
-    """Download every hub input of the specs once (model, GSM8K) and record commits + file sha256s."""
+    """Download every hub input of the specs once (model, GSM8K) and record commits + file sha256s.
+
+    Example: `repro fetch specs/base.json`
+    """
     from app.inputs.hub import fetch_specs
 
     with user_errors():
@@ -53,7 +56,10 @@ def train(
     progress: bool = PROGRESS,
     trust_remote_code: bool = TRUST,
 ) -> None:
-    """Train the spec's model on its GSM8K subset; writes the checkpoint into the run directory."""
+    """Train the spec's model on its GSM8K subset; writes the checkpoint into the run directory.
+
+    Example: `repro train runs/smoke_cpu --resume` (continue an interrupted run)
+    """
     from app.launch.stages import train_stage
 
     run = _stage(
@@ -72,7 +78,10 @@ def eval_cmd(
     progress: bool = PROGRESS,
     trust_remote_code: bool = TRUST,
 ) -> None:
-    """Evaluate the run's checkpoint (or the base model when the spec does not train)."""
+    """Evaluate the run's checkpoint (or the base model when the spec does not train).
+
+    Example: `repro eval specs/smoke_base_cpu.json`
+    """
     from app.launch.stages import eval_stage
 
     run, metrics = _stage(
@@ -98,7 +107,10 @@ def _stage(target: Path, runs_dir: Path, trust: bool, stage: Callable[[RunSpec, 
 
 @app.command(rich_help_panel=RUN)
 def pending(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Path = RUNS) -> None:
-    """Print the SPEC's stages still to run (train, eval), one per line; nothing when the run is complete."""
+    """Print the SPEC's stages still to run (train, eval), one per line; nothing when the run is complete.
+
+    Example: `repro pending specs/smoke_cpu.json`
+    """
     from app.launch.stages import pending_stages
 
     with user_errors():
@@ -108,10 +120,10 @@ def pending(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Pat
 
 @app.command(rich_help_panel=RUN)
 def sweep(
-    specs: list[Path] = typer.Argument(..., help="spec files, run in order"),
+    specs: list[Path] = typer.Argument(..., metavar="SPEC", help="spec files, run in order"),
     runs_dir: Path = RUNS,
     retries: int = typer.Option(1, "--retries", min=0, help="reruns of a failed run (local launcher)"),
-    launcher: str = typer.Option("local", "--launcher", help="local (one after another here) or slurm (job array)"),
+    launcher: Launcher = typer.Option("local", "--launcher", help="local: one after another here; slurm: a job array"),
     dry_run: bool = typer.Option(False, "--dry-run", help="slurm: print the batch script, submit nothing"),
     partition: str = typer.Option(None, "--partition"),
     account: str = typer.Option(None, "--account"),
@@ -126,7 +138,7 @@ def sweep(
     procs_per_node: int = typer.Option(None, "--procs-per-node", min=1, help="torchrun processes per node"),
     signal_before_s: int = typer.Option(300, "--signal-before", min=10, help="seconds before --time to checkpoint"),
     extra: list[str] = typer.Option([], "--sbatch", help="extra #SBATCH line, e.g. --sbatch=--qos=high"),
-    gpu: str = typer.Option("h100", "--gpu", help="GPU type for the --time check against `repro plan`"),
+    gpu: Gpu = typer.Option("h100", "--gpu", help="GPU type for the --time check against `repro plan`"),
 ) -> None:
     """Run many specs: here one after another, or on Slurm as one job array; complete runs are skipped.
 
@@ -162,10 +174,13 @@ def _sweep_local(specs: list[Path], runs_dir: Path, retries: int) -> None:
 
 @app.command(rich_help_panel=RUN)
 def status(
-    runs_dir: Path = typer.Argument(Path("runs"), metavar="[RUNS_DIR]", help="runs root, or one run directory"),
+    runs_dir: Path = typer.Argument(Path("runs"), metavar="RUNS_DIR", help="runs root, or one run directory"),
     as_json: bool = typer.Option(False, "--json", help="one JSON list"),
 ) -> None:
-    """One row per run: stage states, step/total, accuracy, Slurm job, wall time, last error."""
+    """One row per run: stage states, step/total, accuracy, Slurm job, wall time, last error.
+
+    Example: `repro status runs --json`
+    """
     from app.study.status import collect, summary, table
 
     with user_errors():

@@ -204,10 +204,12 @@ def run_eval(
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
     cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, trust, spec.device)
     with open_generator(e.backend, model_path, cfg) as gen:
-        timing = timed_generation(gen, prompts, pred_path, e.batch_size, progress, journal)
         versions = gen.versions
+        chunk = submit_chunk(e.batch_size, versions)
+        timing = timed_generation(gen, prompts, pred_path, chunk, progress, journal)
     extra = {
         **timing,
+        **({"submit_chunk": chunk} if chunk != e.batch_size else {}),
         "engine": versions,
         "max_new_tokens": e.max_new_tokens,
         "stop": list(e.stop),
@@ -215,6 +217,15 @@ def run_eval(
         "model_source": model_source(spec.model.id, model_path, spec.model.revision),
     }
     return finalize(pred_path, len(prompts), extra)
+
+
+ENGINE_CHUNK = 512  # prompts per engine call where batch-invariant kernels make chunking irrelevant to outputs
+
+
+def submit_chunk(batch_size: int, engine: dict) -> int:
+    """Prompts per generation call (and resume point). With batch-invariant kernels the engine gets
+    large chunks to schedule freely (outputs do not depend on the batch); elsewhere `eval.batch_size`."""
+    return max(batch_size, ENGINE_CHUNK) if engine.get("batch_invariant") else batch_size
 
 
 def timed_generation(gen, prompts: list[dict], pred_path: Path, chunk: int, progress: bool, journal=None) -> dict:

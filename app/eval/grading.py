@@ -2,7 +2,7 @@
 
 Pure. This module is the one definition of the per-sample statuses, the rates they feed and their
 labels: metrics, the terminal summary, the report and the criteria all derive theirs from
-`STATUS_DEFS` and `RATES`. Adding a status: a `Status` here, its branch in `status_of`, README.
+`STATUS_DEFS` and `RATES`. Adding a status: a `Status` here, its branch in `status_of`, docs/prompt-and-grading.md.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def length_buckets(records: list[dict]) -> list[dict]:
 
 
 def summarize(records: list[dict]) -> dict:
-    """Every documented eval metric from per-sample records (see README: eval_metrics.json)."""
+    """Every documented eval metric from per-sample records (see docs/run-directory.md: eval_metrics.json)."""
     n = len(records)
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     k = counts["correct"]

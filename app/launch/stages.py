@@ -166,6 +166,8 @@ def stage_done(run: RunDir, stage: str, spec: RunSpec) -> bool:
 def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: bool = True) -> RunDir:
     """Train the spec's model on its subset; writes checkpoint/ and the training logs."""
     require_device(spec, ["train"])  # every torchrun rank, before anything is created or loaded
+    if spec.train is not None:  # a global batch this process count cannot split: refused before anything exists
+        spec.train.accumulation(int(os.environ.get("WORLD_SIZE", "1")))
     run = open_spec_run(spec, runs_root) if int(os.environ.get("RANK", "0")) == 0 else None
     try:
         if run is not None and resume and run.stage_state("train") != "complete" and stage_done(run, "train", spec):

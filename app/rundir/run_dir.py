@@ -1,7 +1,7 @@
 """The run directory: atomic writes, per-stage status and a process lock (its file names: layout.py;
 its manifest, written on a stage's success: manifest.py).
 
-Pure. Layout of `runs/<name>-<spechash[:8]>/` is documented in the README.
+Pure. Layout of `runs/<name>-<spechash[:8]>/` is documented in docs/run-directory.md.
 """
 
 from __future__ import annotations

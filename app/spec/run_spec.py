@@ -27,6 +27,7 @@ MAX_SEED = 2**32 - 1  # numpy's and CUDA's seeds are 32-bit: a larger one would 
 # which walks the token stream to count a token budget's steps, always ends within seconds.
 MAX_STEPS = 10**7
 MAX_TOKENS = 10**9
+MAX_GLOBAL_BATCH = 512 * 1024  # micro_batch_size × grad_accum at their bounds
 # An empty stop string matches at once: every output would be empty and score 0% without a word.
 StopString = Annotated[str, Field(min_length=1)]
 
@@ -90,7 +91,16 @@ class TrainSpec(_Section):
         "response", description="supervised tokens: the whole target, the <answer> span only, or everything"
     )
     micro_batch_size: int = Field(4, ge=1, le=512, description="examples per forward pass per process")
-    grad_accum: int = Field(4, ge=1, le=1024, description="micro-batches per optimizer step")
+    grad_accum: int = Field(
+        4, ge=1, le=1024, description="micro-batches per optimizer step (with global_batch: in one process)"
+    )
+    global_batch: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_GLOBAL_BATCH,
+        description="examples per optimizer step whatever the process count (accumulation = global_batch / "
+        "(micro_batch_size × processes)); null: micro_batch_size × grad_accum × processes",
+    )
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm to this (null: no clipping)")
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay on matrices (not norms/biases)")
     max_seq_len: int = Field(1024, ge=16, le=32768, description="longest prompt + target in tokens")
@@ -105,12 +115,43 @@ class TrainSpec(_Section):
         30, gt=0, description="also save a resumable checkpoint after this many minutes of training (null: off)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_accum(cls, raw):
+        """With global_batch and no grad_accum, grad_accum is the one-process accumulation it implies."""
+        if isinstance(raw, dict) and raw.get("global_batch") and "grad_accum" not in raw:
+            micro = raw.get("micro_batch_size", cls.model_fields["micro_batch_size"].default)
+            if isinstance(micro, int) and micro > 0 and isinstance(raw["global_batch"], int):
+                raw = {**raw, "grad_accum": max(1, raw["global_batch"] // micro)}
+        return raw
+
     @model_validator(mode="after")
     def _one_budget(self) -> TrainSpec:
         budgets = [b for b in (self.epochs, self.max_steps, self.max_tokens) if b is not None]
         if len(budgets) != 1:
             raise ValueError("set exactly one of epochs, max_steps, max_tokens")
+        if self.global_batch is not None and self.global_batch != self.micro_batch_size * self.grad_accum:
+            raise ValueError(
+                f"global_batch {self.global_batch} must equal micro_batch_size {self.micro_batch_size} × grad_accum "
+                f"{self.grad_accum} (the one-process accumulation); leave grad_accum out to derive it"
+            )
         return self
+
+    def accumulation(self, world_size: int) -> int:
+        """Micro-batches per optimizer step in each of `world_size` processes.
+
+        With global_batch the step holds the same examples whatever the process count (one recipe on
+        1 or 8 GPUs); without it, today's rule: the global batch grows with the process count."""
+        if self.global_batch is None:
+            return self.grad_accum
+        per_window = self.micro_batch_size * world_size
+        if self.global_batch % per_window:
+            raise UserError(
+                f"train.global_batch {self.global_batch} is not divisible by micro_batch_size "
+                f"{self.micro_batch_size} × {world_size} process(es) = {per_window}: change the process count "
+                "or micro_batch_size"
+            )
+        return self.global_batch // per_window
 
 
 class EvalSpec(_Section):
@@ -120,7 +161,12 @@ class EvalSpec(_Section):
     max_new_tokens: int = Field(1024, ge=1, le=32768, description="generation cap per question")
     stop: tuple[StopString, ...] = Field(("</answer>",), description="stop strings (kept in the output), non-empty")
     temperature: Literal[0, 0.0] = Field(0.0, description="must be 0: greedy decoding")
-    batch_size: int = Field(64, ge=1, le=4096, description="prompts per generation call / resume chunk")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="prompts per generation call / resume chunk (>= 512 where vLLM's kernels are batch-invariant)",
+    )
 
 
 class RunSpec(_Section):

@@ -1,4 +1,4 @@
-"""The run spec describing itself: its JSON Schema, and a check that the README documents every field.
+"""The run spec describing itself: its JSON Schema, and a check that docs/specs.md documents every field.
 
 Pure: reads the pydantic models of app.spec.run_spec only.
 """
@@ -36,7 +36,7 @@ def _choices(annotation) -> list[str]:
 
 
 def documented_fields() -> dict[str, dict[str, list[str]]]:
-    """Section name ('' for top-level fields) → field name → string choices the README must name."""
+    """Section name ('' for top-level fields) → field name → string choices the docs must name."""
     out: dict[str, dict[str, list[str]]] = {"": {}}
     for name, field in RunSpec.model_fields.items():
         section = _section_model(field.annotation)
@@ -47,28 +47,31 @@ def documented_fields() -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def readme_spec_section(readme: str) -> str:
-    """The text of the README's `## Run specs` section."""
-    match = re.search(r"^## Run specs\n(.*?)(?=^## )", readme, flags=re.M | re.S)
+SPEC_DOC = "docs/specs.md"  # the file whose `## Run specs` section names every field and choice
+
+
+def spec_doc_section(doc: str, where: str = SPEC_DOC) -> str:
+    """The text of the `## Run specs` section of `doc` (the contents of the file `where`), to the next `## `."""
+    match = re.search(r"^## Run specs\n(.*?)(?=^## |\Z)", doc, flags=re.M | re.S)
     if not match:
-        raise ValueError("README.md has no '## Run specs' section")
+        raise ValueError(f"{where} has no '## Run specs' section")
     return match.group(1)
 
 
-def readme_problems(readme: str) -> list[str]:
-    """One line per spec field or choice the README's spec section does not name in backticks."""
-    text = readme_spec_section(readme)
+def spec_doc_problems(doc: str, where: str = SPEC_DOC) -> list[str]:
+    """One line per spec field or choice the `## Run specs` section of `doc` does not name in backticks."""
+    text = spec_doc_section(doc, where)
     bullets = {m.group(1): m.group(0) for m in re.finditer(r"^- `(\w+)`.*?(?=^- |^\S|\Z)", text, flags=re.M | re.S)}
     problems = []
     for section, fields in documented_fields().items():
-        where = bullets.get(section, "") if section else text
-        if section and not where:
-            problems.append(f"README.md: Run specs: no bullet for section `{section}`")
+        scope = bullets.get(section, "") if section else text
+        if section and not scope:
+            problems.append(f"{where}: Run specs: no bullet for section `{section}`")
             continue
         for name, choices in fields.items():
             path = f"{section}.{name}" if section else name
-            if f"`{name}`" not in where:
-                problems.append(f"README.md: Run specs: `{path}` not documented")
-            missing = [c for c in choices if f"`{c}`" not in where and f'`"{c}"`' not in where]
-            problems += [f"README.md: Run specs: `{path}` choice `{c}` not documented" for c in missing]
+            if f"`{name}`" not in scope:
+                problems.append(f"{where}: Run specs: `{path}` not documented")
+            missing = [c for c in choices if f"`{c}`" not in scope and f'`"{c}"`' not in scope]
+            problems += [f"{where}: Run specs: `{path}` choice `{c}` not documented" for c in missing]
     return problems

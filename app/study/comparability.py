@@ -43,3 +43,18 @@ def mismatches(runs) -> list[str]:
         if len(values) > 1:
             lines.append(f"{key} differs: " + "; ".join(f"{v} ({', '.join(names)})" for v, names in values.items()))
     return lines
+
+
+def training_mismatches(runs) -> list[str]:
+    """A line when trained runs used different process counts, naming the runs of each count.
+
+    Data-parallel training sums gradients in another order on another process count (and without
+    `train.global_batch` it also takes bigger steps): such runs are flagged on the report, not refused."""
+    counts: dict[int, list[str]] = {}
+    for r in runs:
+        if r.train_metrics is not None:  # runs recorded before the field existed ran as one process
+            counts.setdefault(int(r.train_metrics.get("world_size", 1)), []).append(r.spec.name)
+    if len(counts) < 2:
+        return []
+    groups = "; ".join(f"{n} ({', '.join(names)})" for n, names in sorted(counts.items()))
+    return [f"runs trained on different process counts (world size), compared anyway: {groups}"]

@@ -3,7 +3,7 @@
 A run is summarised as a `RunOutcome`: its group, size and, per evaluated item, its status (see
 app/eval/grading.py), from which strict correctness and the format-failure indicator are derived.
 
-Rules (README "The study"):
+Rules (docs/study.md, "The study"):
 - "better" checks (criteria 1 and 2): exact McNemar on the paired items, Holm-corrected over the
   checks of one criterion; fewer than MIN_DISCORDANT discordant items is "not enough data" whatever
   the p-value; otherwise met iff the Holm-adjusted p < ALPHA in the right direction.
@@ -60,6 +60,11 @@ class Check:
     discordant: int = 0
     p_holm: float | None = None
     rates: dict[str, tuple[float, float]] = field(default_factory=dict)  # each rate, baseline → candidate
+    metric: str = ""  # the eval metric whose per-item indicator is compared: strict_accuracy / format_fail_rate
+
+
+# A check's per-item indicator (RunOutcome attribute) → the eval metric it is the mean of.
+METRICS = {"correct": "strict_accuracy", "format_fail": "format_fail_rate"}
 
 
 def paired_ids(a: RunOutcome, b: RunOutcome) -> list[str]:
@@ -88,12 +93,13 @@ def compare(label: str, a: RunOutcome, b: RunOutcome, attr: str, higher_is_bette
     """Paired McNemar comparison of `attr` (correct / format_fail), candidate b against baseline a."""
     ids = paired_ids(a, b)
     if not ids:
-        return Check(label, NED, 0, a.name, b.name, 0.0, 0.0, None, None)
+        return Check(label, NED, 0, a.name, b.name, 0.0, 0.0, None, None, metric=METRICS[attr])
     xa, xb = [getattr(a, attr)[i] for i in ids], [getattr(b, attr)[i] for i in ids]
     only_a = sum(p and not q for p, q in zip(xa, xb))
     only_b = sum(q and not p for p, q in zip(xa, xb))
     va, vb = sum(xa) / len(ids), sum(xb) / len(ids)
     check = Check(label, NED, len(ids), a.name, b.name, va, vb, mcnemar_exact(only_a, only_b), None, only_a + only_b)
+    check.metric = METRICS[attr]
     check.ci = paired_interval(xa, xb)
     check.rates = rate_changes(a, b, ids)
     check.verdict = better_verdict(check, higher_is_better, check.p)
@@ -101,7 +107,7 @@ def compare(label: str, a: RunOutcome, b: RunOutcome, attr: str, higher_is_bette
 
 
 def better_verdict(check: Check, higher_is_better: bool, p: float | None) -> str:
-    """README rule: too few discordant items → not enough data; else met iff significant the right way."""
+    """docs/study.md rule: too few discordant items → not enough data; else met iff significant the right way."""
     if p is None or check.discordant < MIN_DISCORDANT:
         return NED
     improved = check.value_b > check.value_a if higher_is_better else check.value_b < check.value_a
@@ -154,6 +160,9 @@ def find(runs: list[RunOutcome], group: str, size: int) -> RunOutcome | None:
     return next((r for r in runs if r.group == group and r.size == size), None)
 
 
+WHAT = {"strict accuracy": "strict_accuracy", "no parsable answer": "format_fail_rate"}  # label → metric
+
+
 def pair_checks(runs, pairs, what: str, make) -> list[Check]:
     """One check per (baseline group, candidate group, size); a missing run is 'not enough data'."""
     checks = []
@@ -161,7 +170,8 @@ def pair_checks(runs, pairs, what: str, make) -> list[Check]:
         a, b = find(runs, ga, size), find(runs, gb, size)
         label = f"{gb} vs {ga} at {size}: {what}"
         if a is None or b is None:
-            checks.append(Check(label, NED, 0, a and a.name, b and b.name, 0.0, 0.0, None, None))
+            missing = Check(label, NED, 0, a and a.name, b and b.name, 0.0, 0.0, None, None, metric=WHAT[what])
+            checks.append(missing)
         else:
             checks.append(make(label, a, b))
     return checks
@@ -183,6 +193,7 @@ def evaluate_criteria(
     apply_holm(c2, False)
     return [
         {
+            "id": "criterion_1",
             "criterion": f"B and C clearly beat A at {', '.join(map(str, large))}",
             "rule": f"exact McNemar, Holm-corrected over these {len(c1)} checks, α = {ALPHA}; "
             f"fewer than {MIN_DISCORDANT} discordant items: not enough data",
@@ -190,6 +201,7 @@ def evaluate_criteria(
             "verdict": overall(c1),
         },
         {
+            "id": "criterion_2",
             "criterion": "unclosed and unparsable rates drop (B, C vs orig)",
             "rule": "per-item indicator 'no closed answer holding exactly one number' (unclosed, truncated "
             f"or unparsable); exact McNemar, Holm-corrected over these {len(c2)} checks, α = {ALPHA}; "
@@ -198,6 +210,7 @@ def evaluate_criteria(
             "verdict": overall(c2),
         },
         {
+            "id": "criterion_3",
             "criterion": f"{' and '.join(map(str, small))} do no worse than before (C vs orig)",
             "rule": f"non-inferiority, margin δ = {margin:g}: met iff the 95% Bonett–Price interval of C − orig "
             f"lies above −δ, not met iff it lies below −δ, else (or under {MIN_PAIRED} items) not enough data",
@@ -218,6 +231,7 @@ def extra_comparisons(runs: list[RunOutcome], fix_sizes: list[int]) -> list[dict
     rule = f"exact McNemar per check, uncorrected, α = {ALPHA}; fewer than {MIN_DISCORDANT} discordant: not enough data"
     return [
         {
+            "id": "prompt_hardening",
             "criterion": "Prompt hardening (P = orig + r1_zero_hardened_v1)",
             "rule": rule,
             "checks": checks,

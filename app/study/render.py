@@ -1,167 +1,16 @@
-"""Rendering for `repro report`: matplotlib figures, Markdown and self-contained HTML."""
+"""Rendering for `repro report`: Markdown and self-contained HTML, the answer first (app/study/headline.py),
+then the runs, then the details; the figures are drawn in app/study/plots.py.
+"""
 
 from __future__ import annotations
 
 import html
 
 from app.eval.grading import RATE_BY_KEY
-from app.figures import new_figure, to_png
+from app.study.headline import QUESTION, VERDICT_BY_WORD, VERDICTS, headline
+from app.study.plots import CAPTIONS, figures  # noqa: F401  (figures: report.py draws them through here)
 
-GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "P", "steps", "tokens", "decode", "other")
-
-
-# The original report's strict accuracy of the original recipe at each training size.
-ORIGINAL_REPORT = {128: 0.5550, 256: 0.4913, 512: 0.5064, 1024: 0.3290, 7473: 0.0417}
-BUDGET_GROUPS = ("steps", "tokens")
-
-
-def _by_group(runs, skip=("lr", "decode")) -> dict[str, list]:
-    """Trained runs by group, ordered by size (the LR sweep and decode arms have their own tables)."""
-    groups: dict[str, list] = {}
-    for r in sorted(runs, key=lambda r: r.size):
-        if r.size and r.group not in skip:
-            groups.setdefault(r.group, []).append(r)
-    return {g: groups[g] for g in GROUP_ORDER if g in groups}
-
-
-def _size_axis(ax, runs) -> None:
-    """Log axis of training examples, ticked at the real sizes (128 … 7473), not at powers of ten."""
-    sizes = sorted({r.size for r in runs if r.size})
-    ax.set_xscale("log")
-    ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.minorticks_off()
-    ax.set_xlabel("training examples")
-
-
-def _reference_line(ax) -> None:
-    xs = sorted(ORIGINAL_REPORT)
-    ax.plot(xs, [ORIGINAL_REPORT[x] for x in xs], ls=":", color="black", marker="x", label="original report (orig)")
-
-
-def _base_line(ax, runs, key: str) -> None:
-    """The untrained model as a dashed horizontal line (it has no training size to plot at)."""
-    for r in runs:
-        if r.group == "base":
-            ax.axhline(r.metrics[key], ls="--", color="grey", lw=1, label="base model")
-
-
-def accuracy_figure(runs, reference: bool = False) -> bytes:
-    """Strict and diagnostic accuracy against training size per group, with Wilson intervals."""
-    plt, fig, (ax_s, ax_d) = new_figure(1, 2, (10, 3.6))
-    for group, rs in _by_group(runs).items():
-        xs = [r.size for r in rs]
-        acc = [r.metrics["strict_accuracy"] for r in rs]
-        err = [
-            [a - r.metrics["strict_ci95"][0] for a, r in zip(acc, rs)],
-            [r.metrics["strict_ci95"][1] - a for a, r in zip(acc, rs)],
-        ]
-        ax_s.errorbar(xs, acc, yerr=err, marker="o", capsize=3, label=group)
-        ax_d.plot(xs, [r.metrics["diagnostic_accuracy"] for r in rs], marker="o", label=group)
-    _base_line(ax_s, runs, "strict_accuracy")
-    _base_line(ax_d, runs, "diagnostic_accuracy")
-    if reference:
-        _reference_line(ax_s)
-    for ax, title in ((ax_s, "strict accuracy (95% Wilson CI)"), (ax_d, "diagnostic accuracy (last number)")):
-        ax.set(ylabel="accuracy", title=title)
-        _size_axis(ax, runs)
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8)
-    return to_png(plt, fig)
-
-
-def failure_figure(runs) -> bytes:
-    """Unclosed (any cause), truncated and unparsable rates against training size per group."""
-    plt, fig, axes = new_figure(1, 3, (12, 3.4))
-    for ax, key in zip(axes, ("unclosed_rate", "truncated_rate", "unparsable_rate")):
-        for group, rs in _by_group(runs).items():
-            ax.plot([r.size for r in rs], [r.metrics[key] for r in rs], marker="o", label=group)
-        _base_line(ax, runs, key)
-        ax.set(ylabel="rate", title=RATE_BY_KEY[key].label, ylim=(0, 1))
-        _size_axis(ax, runs)
-    axes[0].legend(fontsize=8)
-    return to_png(plt, fig)
-
-
-def budget_figure(runs) -> bytes | None:
-    """Epoch-based orig against the budget-matched arms (equal steps, equal tokens), side by side.
-
-    A budget arm gives every smaller size the budget of the largest size's one epoch, so at the
-    largest size it is orig itself: that point is drawn on every line."""
-    groups = _by_group(runs)
-    if "orig" not in groups or not any(g in groups for g in BUDGET_GROUPS):
-        return None
-    largest = groups["orig"][-1]
-    lines = {"orig (epochs)": groups["orig"]}
-    lines |= {f"{g} (largest size's budget)": groups[g] + [largest] for g in BUDGET_GROUPS if g in groups}
-    keys = ("strict_accuracy", "unclosed_rate", "format_fail_rate")
-    plt, fig, axes = new_figure(1, 3, (12, 3.4))
-    for ax, key in zip(axes, keys):
-        for label, rs in lines.items():
-            ax.plot([r.size for r in rs], [r.metrics[key] for r in rs], marker="o", label=label)
-        title = "strict accuracy" if key == "strict_accuracy" else RATE_BY_KEY[key].label
-        ax.set(ylabel="rate", title=title, ylim=(0, 1) if key != "strict_accuracy" else None)
-        _size_axis(ax, [r for rs in lines.values() for r in rs])
-    axes[0].set_ylim(bottom=0)
-    axes[0].legend(fontsize=7)
-    return to_png(plt, fig)
-
-
-def length_figure(runs) -> bytes:
-    """Histograms of generated tokens, one step line per run."""
-    plt, fig, ax = new_figure(1, 1, (8, 3.4))
-    top = max((r.metrics.get("gen_tokens_max") or 1) for r in runs)
-    bins = list(range(0, int(top) + 17, 16))
-    for r in runs:
-        ax.hist([x["n_tokens"] for x in r.records], bins=bins, histtype="step", label=r.spec.name)
-    ax.set(xlabel="generated tokens", ylabel="questions", title="generated length")
-    ax.legend(fontsize=6, ncol=2)
-    return to_png(plt, fig)
-
-
-def curves_figure(runs) -> bytes:
-    """Training loss and LR against optimizer step for every trained run."""
-    plt, fig, (ax_l, ax_r) = new_figure(1, 2, (10, 3.4))
-    for r in runs:
-        if r.log:
-            steps = [x["step"] for x in r.log]
-            ax_l.plot(steps, [x["loss"] for x in r.log], lw=1, label=r.spec.name)
-            ax_r.plot(steps, [x["lr"] for x in r.log], lw=1, label=r.spec.name)
-    ax_l.set(xlabel="optimizer step", ylabel="loss / supervised token", title="training loss")
-    ax_r.set(xlabel="optimizer step", ylabel="learning rate", title="LR schedule")
-    ax_l.legend(fontsize=6, ncol=2)
-    return to_png(plt, fig)
-
-
-def lr_figure(runs) -> bytes | None:
-    """The LR sweep: answer-only cosine runs (B, C, lr) at the sweep size, against LR."""
-    sizes = {r.size for r in runs if r.group == "lr"}
-    sweep = sorted((r for r in runs if r.group in ("B", "C", "lr") and r.size in sizes), key=lambda r: r.spec.train.lr)
-    if len(sweep) < 2:
-        return None
-    plt, fig, ax = new_figure(1, 1, (6, 3.4))
-    lrs = [r.spec.train.lr for r in sweep]
-    for key in ("strict_accuracy", "diagnostic_accuracy", "unclosed_rate"):
-        ax.plot(lrs, [r.metrics[key] for r in sweep], marker="o", label=key.replace("_", " "))
-    ax.set(xscale="log", xlabel="learning rate", ylabel="rate", title=f"LR sweep at {sorted(sizes)[0]} examples")
-    ax.legend(fontsize=8)
-    return to_png(plt, fig)
-
-
-def figures(runs, reference: bool = False) -> dict[str, bytes]:
-    out = {
-        "accuracy.png": accuracy_figure(runs, reference),
-        "failures.png": failure_figure(runs),
-        "lengths.png": length_figure(runs),
-    }
-    budget = budget_figure(runs)
-    if budget is not None:
-        out["budget.png"] = budget
-    if any(r.log for r in runs):
-        out["curves.png"] = curves_figure(runs)
-    lr = lr_figure(runs)
-    if lr is not None:
-        out["lr_sweep.png"] = lr
-    return out
+HEADLINE_FIGURE = "format.png"
 
 
 def _rates_cell(c) -> str:
@@ -214,13 +63,13 @@ def md_table(head: list[str], rows: list[list]) -> str:
 def markdown(doc: dict) -> str:
     parts = [f"# {doc['title']}", ""]
     parts += [f"> **warning:** {w}" for w in doc["top_warnings"]] + ([""] if doc["top_warnings"] else [])
-    parts += ["## Runs", ""]
+    parts += headline_markdown(doc) + ["## Runs", ""]
     head = list(doc["rows"][0])
     parts += [md_table(head, [list(r.values()) for r in doc["rows"]]), "", "## Success criteria", ""]
     for title, verdict, rule, chead, rows in _sections(doc):
-        parts += [f"### {title}" + ("" if verdict is None else f" — **{verdict}**"), "", f"Rule: {rule}.", ""]
+        parts += [f"### {title}" + ("" if verdict is None else f" — {_md_badge(verdict)}"), "", f"Rule: {rule}.", ""]
         parts += [md_table(chead, rows), ""]
-    parts += ["## Figures", ""] + [f"![{n}]({n})" for n in doc["figures"]] + ["", "## Environments", ""]
+    parts += ["## Figures", ""] + [ln for n in _detail_figures(doc) for ln in _md_figure(n)] + ["## Environments", ""]
     parts += [f"> **warning:** {w}" for w in doc["warnings"]] or ["All runs of each stage share one environment."]
     if doc["env_rows"]:
         parts += ["", md_table(list(doc["env_rows"][0]), [list(r.values()) for r in doc["env_rows"]])]
@@ -228,16 +77,32 @@ def markdown(doc: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def html_table(head: list[str], rows: list[list]) -> str:
+def html_table(head: list[str], rows: list[list], table_id: str = "") -> str:
     th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+    trs = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
 STYLE = (
-    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    "body{font-family:sans-serif;max-width:1360px;margin:.6em auto;padding:0 1em;color:#1f2328}"
+    "h1{font-size:24px;margin:.2em 0 .3em}"
     "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
-    "th{background:#f3f3f3}.met{color:#080}.not{color:#b00}.warn{background:#fff3cd;padding:.5em}img{max-width:100%}"
+    "th{background:#f3f3f3}.warn{background:#fff3cd;padding:.5em}img{max-width:100%}"
+    "figure{margin:1em 0}figcaption{font-size:13px;color:#444;max-width:900px}"
+    ".badge{display:inline-block;padding:1px 9px;border-radius:11px;font-weight:bold;font-size:13px;white-space:nowrap}"
+    ".v-met{background:#1a7f37;color:#fff;border:2px solid #1a7f37}"
+    ".v-not{background:#cf222e;color:#fff;border:2px solid #cf222e}"
+    ".v-ned{background:#fff8c5;color:#6e5600;border:2px dashed #bf8700}"
+    "#headline{border-bottom:2px solid #d0d7de;padding-bottom:.4em;margin-bottom:.6em}"
+    "#headline .question{font-size:14.5px;margin:.2em 0 .5em;line-height:1.4}"
+    "#headline .answer{display:grid;grid-template-columns:1fr 600px;gap:18px;align-items:start}"
+    "#headline .crit{margin:0 0 .7em}#headline .crit h2{font-size:16px;margin:0 0 .15em}"
+    "#headline .why{margin:.1em 0 .2em;font-size:14px}#headline .rule{color:#57606a;font-size:12.5px}"
+    "#headline ul{margin:0;padding-left:0;list-style:none;font-size:12.5px;color:#333}#headline li{margin:.15em 0}"
+    ".badge.mark{padding:0 5px;font-size:11px;border-radius:8px;min-width:10px;text-align:center}"
+    "#headline figure{margin:0}#headline figcaption{font-size:12.5px}"
+    "#headline .legend{font-size:13px;margin:.3em 0}#headline .tally{font-size:15px;margin:.2em 0 .6em}"
 )
 
 
@@ -245,19 +110,106 @@ def html_page(doc: dict, images: dict[str, str]) -> str:
     e = html.escape
     body = [f"<h1>{e(doc['title'])}</h1>"] + [f"<p class='warn'>warning: {e(w)}</p>" for w in doc["top_warnings"]]
     body += [
-        "<h2>Runs</h2>",
-        html_table(list(doc["rows"][0]), [list(r.values()) for r in doc["rows"]]),
-        "<h2>Success criteria</h2>",
+        headline_html(doc, images),
+        "<h2 id='runs'>Runs</h2>",
+        html_table(list(doc["rows"][0]), [list(r.values()) for r in doc["rows"]], "runs-table"),
+        "<h2 id='details'>Success criteria</h2>",
     ]
     for title, verdict, rule, chead, rows in _sections(doc):
-        cls = "met" if verdict == "met" else "not"
-        tail = "" if verdict is None else f" — <span class='{cls}'>{e(verdict)}</span>"
+        tail = "" if verdict is None else f" — {_html_badge(verdict)}"
         body += [f"<h3>{e(title)}{tail}</h3>", f"<p>Rule: {e(rule)}.</p>", html_table(chead, rows)]
-    body += ["<h2>Figures</h2>"] + [f"<img alt='{e(n)}' src='{images[n]}'>" for n in doc["figures"]]
+    body += ["<h2>Figures</h2>"] + [_html_figure(n, images[n]) for n in _detail_figures(doc)]
     body += ["<h2>Environments</h2>"] + [f"<p class='warn'>warning: {e(w)}</p>" for w in doc["warnings"]]
     if doc["env_rows"]:
         body.append(html_table(list(doc["env_rows"][0]), [list(r.values()) for r in doc["env_rows"]]))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(doc['title'])}</title>"
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+# The answer first: question, verdicts in plain words with their deciding numbers, the format figure.
+
+
+def _md_badge(word: str) -> str:
+    v = VERDICT_BY_WORD.get(word)
+    return f"**{v.mark} {v.word}**" if v else f"**{word}**"
+
+
+def _html_badge(word: str) -> str:
+    v = VERDICT_BY_WORD.get(word)
+    css = v.css if v else "v-ned"
+    return f"<span class='badge {css}'>{html.escape(f'{v.mark} {v.word}' if v else word)}</span>"
+
+
+def _html_mark(word: str) -> str:
+    """A check's verdict as its badge's symbol alone (the legend names the words)."""
+    v = VERDICT_BY_WORD.get(word, VERDICTS[-1])
+    return f"<span class='badge mark {v.css}' title='{html.escape(v.word)}'>{v.mark}</span>"
+
+
+def _html_cell(cell) -> str:
+    """A table cell; a verdict word is drawn as its badge."""
+    return _html_badge(cell) if isinstance(cell, str) and cell in VERDICT_BY_WORD else html.escape(str(cell))
+
+
+def _detail_figures(doc: dict) -> list[str]:
+    return [n for n in doc["figures"] if n != HEADLINE_FIGURE]
+
+
+def _md_figure(name: str) -> list[str]:
+    return [f"![{name}]({name})", "", f"*{_md(CAPTIONS.get(name, name))}*", ""]
+
+
+def _html_figure(name: str, src: str, ident: str = "") -> str:
+    e = html.escape
+    attr = f" id='{ident}'" if ident else ""
+    caption = e(CAPTIONS.get(name, name))
+    return f"<figure{attr}><img alt='{e(name)}' src='{src}'><figcaption>{caption}</figcaption></figure>"
+
+
+def _legend(badge) -> str:
+    return "Verdict words: " + "; ".join(f"{badge(v.word)} {v.meaning}" for v in VERDICTS) + "."
+
+
+def _tally(doc: dict, badge) -> str:
+    """How many criteria got each verdict, in one line."""
+    words = [c["verdict"] for c in doc["criteria"]]
+    return f"of {len(words)} criteria, " + ", ".join(f"{badge(v.word)} {words.count(v.word)}" for v in VERDICTS) + "."
+
+
+def _md(text: str) -> str:
+    """Prose for report.md: a tag-like `</answer>` as code, so Markdown viewers do not swallow it."""
+    return text.replace("</answer>", "`</answer>`")
+
+
+def headline_markdown(doc: dict) -> list[str]:
+    """The answer section of report.md."""
+    parts = ["## The answer", "", f"**The question.** {_md(QUESTION)}", ""]
+    parts += [f"**In short:** {_tally(doc, _md_badge)}", ""]
+    for i, h in enumerate(headline(doc), 1):
+        parts += [f"**{i}. {h['question']}** {_md_badge(h['verdict'])}", ""]
+        parts += [f"{h['why']} (criterion: *{h['criterion']}*)"]
+        parts += [""] + [f"- {_md_badge(v)} {line}" for v, line in h["numbers"]] + [""]
+    parts += [_legend(_md_badge), ""]
+    return parts + (_md_figure(HEADLINE_FIGURE) if HEADLINE_FIGURE in doc["figures"] else [])
+
+
+def headline_html(doc: dict, images: dict[str, str]) -> str:
+    """The answer block of report.html (id `headline`), sized to fit above the fold at 1400×1000."""
+    e = html.escape
+    crits = []
+    for i, h in enumerate(headline(doc), 1):
+        nums = "".join(f"<li>{_html_mark(v)} {e(line)}</li>" for v, line in h["numbers"])
+        crits.append(
+            f"<div class='crit'><h2>{_html_badge(h['verdict'])} {i}. {e(h['question'])}</h2>"
+            f"<p class='why'>{e(h['why'])} <span class='rule'>(criterion: {e(h['criterion'])})</span></p>"
+            f"<ul>{nums}</ul></div>"
+        )
+    fig = _html_figure(HEADLINE_FIGURE, images[HEADLINE_FIGURE], "headline-figure") if HEADLINE_FIGURE in images else ""
+    return (
+        f"<section id='headline'><p class='question'><b>The question.</b> {e(QUESTION)}</p>"
+        f"<p class='tally'><b>In short:</b> {_tally(doc, _html_badge)}</p>"
+        f"<div class='answer'><div class='criteria'>{''.join(crits)}</div>{fig}</div>"
+        f"<p class='legend'>{_legend(_html_badge)}</p></section>"
     )

@@ -31,8 +31,9 @@ from app.rundir.run_dir import atomic_write_bytes, refuse_symlinks
 from app.rundir.verify import REPORT_FILES, verify_reads, warn
 from app.spec.identity import RUN_PREFIX
 from app.spec.run_spec import load_spec
-from app.study.comparability import mismatches
+from app.study.comparability import mismatches, training_mismatches
 from app.study.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
+from app.study.report_json import report_document
 
 
 @dataclass
@@ -197,6 +198,7 @@ def build_report(
         raise UserError("report: no run directories given")
     top_warnings = [f"unverified run, reported anyway (--allow-unverified): {r.path}" for r in runs if r.unverified]
     top_warnings += comparability_warnings(runs, allow_mixed_eval)
+    top_warnings += training_mismatches(runs)
     outcomes = [outcome(r) for r in runs if r.group != "decode"]
     trained = sorted({r.size for r in runs if r.size and r.group != "decode"})
     fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes
@@ -221,7 +223,8 @@ def build_report(
     atomic_write_bytes(out / "report.md", render.markdown(doc).encode())
     inlined = {n: "data:image/png;base64," + base64.b64encode(png).decode() for n, png in figures.items()}
     atomic_write_bytes(out / "report.html", render.html_page(doc, inlined).encode())
-    atomic_write_bytes(out / "report.json", json.dumps(jsonable(doc), indent=2, default=str).encode())
+    document = report_document(doc, sorted(runs, key=sort_key), margin)
+    atomic_write_bytes(out / "report.json", (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
     return out / "report.md"
 
 
@@ -242,10 +245,12 @@ def decode_comparisons(runs: list[Run]) -> list[dict]:
     if not checks:
         return []
     rule = "decoding robustness: the same checkpoint with more new tokens; exact McNemar, uncorrected, α = 0.05"
-    return [{"criterion": "Decoding robustness (eval-only arms)", "rule": rule, "checks": checks, "verdict": None}]
-
-
-def jsonable(doc: dict) -> dict:
-    crit = [{**c, "checks": [vars(k) for k in c["checks"]]} for c in doc["criteria"]]
-    extra = [{**c, "checks": [vars(k) for k in c["checks"]]} for c in doc["extra"]]
-    return {**doc, "criteria": crit, "extra": extra}
+    return [
+        {
+            "id": "decoding_robustness",
+            "criterion": "Decoding robustness (eval-only arms)",
+            "rule": rule,
+            "checks": checks,
+            "verdict": None,
+        }
+    ]

@@ -181,7 +181,7 @@ def step_record(
     step_s: float,
     elapsed_s: float,
 ) -> dict:
-    """One train_log.jsonl line (keys documented in the README)."""
+    """One train_log.jsonl line (keys documented in docs/run-directory.md)."""
     return {
         "step": step,
         "epoch": epoch,
@@ -219,6 +219,7 @@ def run_training(
     check_driver()  # before torch touches CUDA: an old driver would silently mean training on the CPU
     set_determinism(seed)
     rank, world, where = init_distributed(device)
+    accum = opts.accumulation(world)  # before the model loads: a global_batch that does not divide fails at once
     model = load_model(
         model_path,
         where,
@@ -229,7 +230,7 @@ def run_training(
     )
     optimizer = make_optimizer(model, opts.lr, opts.weight_decay)
     lengths = [len(e.input_ids) for e in examples]
-    global_batch = opts.micro_batch_size * opts.grad_accum * world
+    global_batch = opts.micro_batch_size * accum * world
     group = global_batch * GROUP_FACTOR if opts.group_by_length else None
     total_steps = plan_steps(lengths, global_batch, seed, group, opts.epochs, opts.max_steps, opts.max_tokens)
     start, log_bytes = load_resume(run, model, optimizer, world) if resume else (0, 0)
@@ -246,9 +247,7 @@ def run_training(
         lr_now = lr_at(step, total_steps, opts.lr, opts.schedule, opts.warmup_ratio, opts.min_lr_ratio)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr_now
-        micro_batches, items = step_items(
-            lengths, seed, step, opts.micro_batch_size, opts.grad_accum, world, rank, group
-        )
+        micro_batches, items = step_items(lengths, seed, step, opts.micro_batch_size, accum, world, rank, group)
         n_window = sum(examples[i].n_supervised for i in items)
         loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), where, opts.dtype, world)
         grad_norm = optimizer_step(model, optimizer, opts.max_grad_norm)

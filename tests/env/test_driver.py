@@ -1,5 +1,5 @@
 """The NVIDIA driver floor: derived from the locks' CUDA runtime wheels, stated in image labels and the
-README, and checked at start-up with one line."""
+docs (docs/images.md), and checked at start-up with one line."""
 
 import re
 import stat
@@ -9,7 +9,7 @@ import pytest
 
 from app.env.driver import DRIVER_FLOOR, RUNTIME_WHEELS, cuda_major_of, driver_problem, image_cuda_major
 from app.env.versions import lock_pins
-from tests.helpers import repro, services
+from tests.helpers import docs_text, repro, services
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,13 +33,13 @@ def runtime_pin(lock: str) -> tuple[str, str]:
 @pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.cuda12.yaml")])
 def test_image_labels_state_the_floor_of_their_lock(files):
     dockerfile_default = re.search(r"^ARG DRIVER_FLOOR=(\S+)", (REPO / "Dockerfile.train").read_text(), re.M)[1]
-    readme = (REPO / "README.md").read_text()
+    docs = docs_text()
     for name, svc in services(*files).items():
         args = svc["build"].get("args", {})
         lock = Path(args.get("LOCKFILE", f"lockfiles/{name}-cuda.txt")).name
         floor = DRIVER_FLOOR[cuda_major_of(*runtime_pin(lock))]
         assert args.get("DRIVER_FLOOR", dockerfile_default) == floor, (files, name)
-        assert floor in readme
+        assert floor in docs
 
 
 def test_too_old_driver_stops_training_with_one_line(tiny_spec, tmp_path):

@@ -114,3 +114,58 @@ def test_committed_study_metrics_reproduce_with_the_current_grader(run):
     assert set(recorded) - SESSION_FACTS <= set(current), "a recorded metric is no longer computed"
     for key in set(recorded) - SESSION_FACTS:
         assert recorded[key] == current[key], key
+
+
+CHUNKS_SCRIPT = """
+import sys
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from app.eval.evaluate import build_prompts, generate_missing
+from app.eval.generate import GenSettings, open_generator
+from app.inputs.gsm8k import select_eval
+from app.inputs.prompts import get_template
+
+if __name__ == "__main__":  # vLLM may start worker processes
+    model, data, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    prompts = build_prompts(tokenizer, get_template("r1_zero_v1"), select_eval(data, "test", None))
+    cfg = GenSettings("float32", 24, ("</answer>",), 0, max(len(p["ids"]) for p in prompts) + 24)
+    with open_generator("vllm", model, cfg) as gen:
+        for chunk in (1, 7, 64, len(prompts)):
+            generate_missing(gen, prompts, out / f"chunk{chunk}.jsonl", chunk, {})
+"""
+
+
+@pytest.mark.faults
+def test_vllm_cpu_predictions_do_not_depend_on_the_chunk_size(tiny_qwen_dir, mini_gsm8k, tmp_path):
+    """One engine, the same prompts submitted 1, 7, 64 and all at a time: the same bytes each way, so
+    chunks are resume points only (resume after a kill: the eval fault points in tests/faults)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "chunks.py"
+    script.write_text(CHUNKS_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tiny_qwen_dir), str(mini_gsm8k), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = {p.name: p.read_bytes() for p in sorted(tmp_path.glob("chunk*.jsonl"))}
+    assert sorted(files) == ["chunk1.jsonl", "chunk12.jsonl", "chunk64.jsonl", "chunk7.jsonl"]
+    first = files["chunk1.jsonl"]
+    assert len(first.splitlines()) == 12 and any(json.loads(ln)["n_tokens"] > 1 for ln in first.splitlines())
+    assert all(data == first for data in files.values())
+
+
+def test_large_engine_chunks_only_where_kernels_are_batch_invariant():
+    from app.eval.evaluate import ENGINE_CHUNK, submit_chunk
+
+    assert submit_chunk(64, {"backend": "vllm", "batch_invariant": False}) == 64
+    assert submit_chunk(64, {"backend": "hf"}) == 64
+    assert submit_chunk(64, {"backend": "vllm", "batch_invariant": True}) == ENGINE_CHUNK
+    assert submit_chunk(4096, {"backend": "vllm", "batch_invariant": True}) == 4096

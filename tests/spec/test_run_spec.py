@@ -94,3 +94,43 @@ def test_a_misspelt_key_gets_a_suggestion(tmp_path, raw, line):
 def test_validate_of_a_directory_is_one_line(tmp_path):
     out = repro("validate", str(tmp_path))
     assert out.returncode == 2 and out.stderr.strip() == f"error: {tmp_path}: is a directory, not a spec file"
+
+
+def _train(**kw):
+    from app.spec.run_spec import TrainSpec
+
+    return TrainSpec(max_steps=1, **kw)
+
+
+def test_global_batch_fixes_the_step_whatever_the_process_count():
+    t = _train(micro_batch_size=2, global_batch=16)
+    assert t.grad_accum == 8  # derived: the one-process accumulation
+    assert [t.accumulation(w) for w in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    assert [t.micro_batch_size * t.accumulation(w) * w for w in (1, 2, 4, 8)] == [16] * 4
+
+
+def test_without_global_batch_the_step_grows_with_the_process_count():
+    t = _train(micro_batch_size=2, grad_accum=4)
+    assert [t.micro_batch_size * t.accumulation(w) * w for w in (1, 2)] == [8, 16]
+
+
+def test_global_batch_that_a_process_count_cannot_split_is_one_line():
+    from app.errors import UserError
+
+    t = _train(micro_batch_size=2, global_batch=12)
+    with pytest.raises(UserError, match=r"train.global_batch 12 is not divisible by micro_batch_size 2 × 4 process"):
+        t.accumulation(4)
+
+
+def test_global_batch_must_agree_with_an_explicit_grad_accum():
+    with pytest.raises(ValidationError, match="global_batch 16 must equal micro_batch_size 2 × grad_accum 4"):
+        _train(micro_batch_size=2, grad_accum=4, global_batch=16)
+    assert _train(micro_batch_size=2, grad_accum=8, global_batch=16).global_batch == 16
+
+
+def test_global_batch_keeps_old_hashes_and_names_a_new_recipe():
+    base = {"name": "x", "train": {"max_steps": 1, "micro_batch_size": 2, "grad_accum": 8}}
+    same_step = RunSpec.model_validate(base)
+    fixed = RunSpec.model_validate({**base, "train": {**base["train"], "global_batch": 16}})
+    assert spec_hash(same_step) != spec_hash(fixed)  # one recipe whatever the count is another recipe
+    assert spec_hash(RunSpec.model_validate(base)) == spec_hash(same_step)

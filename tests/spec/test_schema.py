@@ -1,12 +1,12 @@
-"""The spec describes itself: descriptions on every field, `repro schema`, and the README kept in step."""
+"""The spec describes itself: descriptions on every field, `repro schema`, and docs/specs.md kept in step."""
 
 import json
 from pathlib import Path
 
 from app.spec.run_spec import RunSpec, dump_spec, load_spec
-from app.spec.schema import _section_model, documented_fields, json_schema, readme_problems
+from app.spec.schema import SPEC_DOC, _section_model, documented_fields, json_schema, spec_doc_problems
 from app.train.sft_data import MASK_MODES
-from tests.helpers import repro
+from tests.helpers import doc_with, repro
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,13 +37,16 @@ def test_committed_specs_validate_against_the_schema():
         validator.validate(json.loads(dump_spec(load_spec(path))))  # defaults written out, too
 
 
-def test_readme_names_every_spec_field_and_choice():
-    assert readme_problems((REPO / "README.md").read_text()) == []
+def test_docs_name_every_spec_field_and_choice():
+    doc = doc_with("## Run specs")
+    assert doc == REPO / SPEC_DOC
+    assert spec_doc_problems(doc.read_text()) == []
 
 
-def test_readme_check_catches_an_undocumented_field():
-    readme = (REPO / "README.md").read_text()
-    broken = readme.replace("`answer_only`", "answer_only")
-    assert readme_problems(broken) == ["README.md: Run specs: `train.loss_mask` choice `answer_only` not documented"]
-    assert "`train.save_every` not documented" in readme_problems(readme.replace("`save_every`", "save_every"))[0]
+def test_spec_doc_check_catches_an_undocumented_field():
+    doc = (REPO / SPEC_DOC).read_text()
+    broken = doc.replace("`answer_only`", "answer_only")
+    expected = "docs/specs.md: Run specs: `train.loss_mask` choice `answer_only` not documented"
+    assert spec_doc_problems(broken) == [expected]
+    assert "`train.save_every` not documented" in spec_doc_problems(doc.replace("`save_every`", "save_every"))[0]
     assert set(documented_fields()) == {"", "model", "data", "prompt", "train", "eval"}

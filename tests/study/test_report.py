@@ -8,6 +8,7 @@ import pytest
 from app.launch.stages import run_stages
 from app.spec.run_spec import load_spec, spec_hash
 from app.study.matrix import CPU_PLAN, GPU_PLAN, matrix, recipe, write_matrix
+from app.study.report_json import ReportJson
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,17 +42,21 @@ def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "rep" / "report.md").read_text()
     assert md.count("\n| ") >= 7 and "strict ± 95% CI" in md
-    for name in ("accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
+    for name in ("format.png", "accuracy.png", "failures.png", "lengths.png", "curves.png", "budget.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "src='accuracy.png'" not in page
+    assert page.count("data:image/png;base64,") == 6 and "src='accuracy.png'" not in page
+    assert page.index("id='headline'") < page.index("id='runs-table'")  # the answer first, then the runs
+    assert md.index("## The answer") < md.index("## Runs")
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert len(doc["criteria"]) == 3
-    assert all(c["verdict"] in ("met", "not met", "not enough data") for c in doc["criteria"])
-    assert doc["criteria"][2]["verdict"] == "not enough data"  # 6 questions cannot show "no worse"
-    assert "Holm" in doc["criteria"][0]["rule"] and "δ = 0.02" in doc["criteria"][2]["rule"]
-    check = doc["criteria"][0]["checks"][0]
-    assert (check["run_a"], check["run_b"]) == ("A_16", "B_16") and "| A_16 |" in md  # arms named
+    assert ReportJson.model_validate(doc).schema_version == 1
+    criteria = [s for s in doc["sections"] if s["kind"] == "criterion"]
+    assert [c["id"] for c in criteria] == ["criterion_1", "criterion_2", "criterion_3"]
+    assert all(c["verdict"] in ("met", "not met", "not enough data") for c in criteria)
+    assert criteria[2]["verdict"] == "not enough data"  # 6 questions cannot show "no worse"
+    assert "Holm" in criteria[0]["rule"] and "δ = 0.02" in criteria[2]["rule"]
+    check = next(c for c in doc["comparisons"] if c["section"] == "criterion_1")
+    assert (check["baseline_run"], check["candidate_run"]) == ("A_16", "B_16") and "| A_16 |" in md  # arms named
 
 
 def eval_only(root: Path, tiny_model_dir, mini_gsm8k, name: str, group: str, model_id: str, max_new: int) -> Path:
@@ -94,9 +99,10 @@ def test_decode_arm_evaluates_a_trained_checkpoint_and_is_reported(tiny_runs, ti
     out = repro("report", *map(str, tiny_runs), str(decode), "--out", str(tmp_path / "rep"))
     assert out.returncode == 0, out.stderr  # a decode arm differs in max_new_tokens by design
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
-    checks = doc["extra"][0]["checks"]
-    assert doc["extra"][0]["criterion"].startswith("Decoding robustness")
-    assert checks[0]["run_a"] == "B_16" and checks[0]["run_b"] == "decode12_B_16" and "8 → 12" in checks[0]["label"]
+    assert doc["sections"][-1]["title"].startswith("Decoding robustness")
+    checks = [c for c in doc["comparisons"] if c["section"] == "decoding_robustness"]
+    assert checks[0]["baseline_run"] == "B_16" and checks[0]["candidate_run"] == "decode12_B_16"
+    assert "8 → 12" in checks[0]["label"] and [c["metric"] for c in checks] == ["strict_accuracy", "format_fail_rate"]
 
 
 def test_a_run_source_is_named_by_spec_name_or_directory(tiny_runs):

@@ -117,26 +117,16 @@ def test_resume_after_sigkill_reaches_identical_weights(tiny_spec, tmp_path):
 
 
 @pytest.mark.faults
-def test_ddp_two_processes_match_single_process(tiny_spec, tmp_path):
-    single = tiny_spec(name="single", train={"max_steps": 3, "micro_batch_size": 2, "grad_accum": 2})
-    ddp = tiny_spec(name="ddp", train={"max_steps": 3, "micro_batch_size": 1, "grad_accum": 2})
-    one = repro("train", str(single), "--runs-dir", str(tmp_path / "one"), "--no-progress")
+def test_one_spec_on_one_and_two_processes_takes_the_same_steps_on_the_same_examples(tiny_spec, tmp_path):
+    """train.global_batch fixes the recipe: 1 process accumulates 4 micro-batches, 2 processes 2 each."""
+    spec = tiny_spec(name="recipe", train={"max_steps": 3, "micro_batch_size": 1, "grad_accum": 4, "global_batch": 4})
+    one = repro("train", str(spec), "--runs-dir", str(tmp_path / "one"), "--no-progress")
     assert one.returncode == 0, one.stderr
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun (installed with torch) not found next to the test interpreter"
     two = subprocess.run(
-        [
-            torchrun,
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "app",
-            "train",
-            str(ddp),
-            "--runs-dir",
-            str(tmp_path / "two"),
-            "--no-progress",
-        ],
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "app", "train", str(spec)]
+        + ["--runs-dir", str(tmp_path / "two"), "--no-progress"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -144,11 +134,19 @@ def test_ddp_two_processes_match_single_process(tiny_spec, tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    la, lb = losses(next((tmp_path / "one").iterdir())), losses(next((tmp_path / "two").iterdir()))
-    assert len(la) == len(lb) == 3
-    assert lb == pytest.approx(la, rel=1e-4)
-    metrics = json.loads((next((tmp_path / "two").iterdir()) / "train_metrics.json").read_text())
-    assert metrics["world_size"] == 2
+    dir_one, dir_two = next((tmp_path / "one").iterdir()), next((tmp_path / "two").iterdir())
+    assert dir_one.name == dir_two.name  # one spec, one run name, whatever the process count
+    log_one, log_two = (
+        [json.loads(ln) for ln in (d / "train_log.jsonl").read_text().splitlines()] for d in (dir_one, dir_two)
+    )
+    assert len(log_one) == len(log_two) == 3
+    for a, b in zip(log_one, log_two):  # the same examples each step: equal token counts, near-equal loss
+        assert (a["tokens"], a["supervised_tokens"]) == (b["tokens"], b["supervised_tokens"])
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+    m_one, m_two = (json.loads((d / "train_metrics.json").read_text()) for d in (dir_one, dir_two))
+    assert (m_one["world_size"], m_two["world_size"]) == (1, 2)
+    assert m_one["global_batch"] == m_two["global_batch"] == 4
+    assert m_one["total_steps"] == m_two["total_steps"] == 3
 
 
 def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
