@@ -52,6 +52,8 @@ class StudyPlan:
     decode_of: tuple = ()  # (group, size) arms re-evaluated with decode_max_new_tokens
     decode_max_new_tokens: int = 0
     device: str = "auto"  # the GPU study requires CUDA: it must never quietly train for days on the CPU
+    # The GPU study fixes the examples per optimizer step, so 1 or 8 GPUs run one recipe (train.global_batch).
+    fixed_global_batch: bool = False
 
 
 # GPU budget_tokens is an estimate (7473 rows × 257 tokens, the mean measured with SmolLM2's tokenizer);
@@ -70,6 +72,8 @@ GPU_PLAN = StudyPlan(
     decode_of=(("orig", 1024), ("orig", "full")),
     decode_max_new_tokens=2048,
     device="cuda",
+    fixed_global_batch=True,
+    group_by_length=True,  # ~20% padding at micro-batch 4 without it, ~2% with it
 )
 CPU_PLAN = StudyPlan(
     "smollm2-135m",
@@ -121,6 +125,7 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
         "dtype": plan.dtype,
         "max_grad_norm": 1.0,
         "group_by_length": plan.group_by_length,
+        **({"global_batch": plan.micro_batch_size * plan.grad_accum} if plan.fixed_global_batch else {}),
         "overlong": "error",
         "max_seq_len": 1024,
     }
