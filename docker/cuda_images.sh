@@ -35,6 +35,8 @@ case "$CUDA" in
     12) TAG=cuda12 SUFFIX=cuda12 OVERRIDE=(-f compose.cuda12.yaml) ;;
     *) echo "cuda_images.sh: CUDA must be 13 or 12, not '$CUDA'" >&2; exit 2 ;;
 esac
+# compose.yaml tags repro-*:$REPRO_TAG, which make exports as "cpu" on a machine without a GPU.
+export REPRO_TAG=$TAG
 COMPOSE_BIN=$($BIN/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
 COMPOSE=("$COMPOSE_BIN" -f compose.yaml "${OVERRIDE[@]}")
 
