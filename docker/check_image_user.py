@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import shutil
 import subprocess
@@ -115,7 +116,9 @@ def triton_build() -> tuple[Callable | None, str | None, list[str]]:
     return _build, str(src) if src.is_file() else None, [str(nvidia / "include")]
 
 
-def manual_build(name: str, src: str, srcdir: str, library_dirs: list, include_dirs: list, libraries: list) -> str:
+def manual_build(
+    name: str, src: str, srcdir: str, library_dirs: list, include_dirs: list, libraries: list, ccflags: list
+) -> str:
     """triton.runtime.build._build's command, for an image without Triton (the same flags, no setuptools)."""
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
@@ -125,9 +128,16 @@ def manual_build(name: str, src: str, srcdir: str, library_dirs: list, include_d
     so = os.path.join(srcdir, name + sysconfig.get_config_var("EXT_SUFFIX"))
     cmd = [cc, src, "-O3", "-shared", "-fPIC", "-Wno-psabi", "-o", so]
     cmd += [f"-l{lib}" for lib in libraries] + [f"-L{d}" for d in library_dirs]
-    cmd += [f"-I{d}" for d in [*include_dirs, srcdir, py_include]]
+    cmd += [f"-I{d}" for d in [*include_dirs, srcdir, py_include]] + ccflags
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return so
+
+
+def call_build(build: Callable, name: str, src: str, srcdir: str, includes: list[str]) -> str:
+    """BUILD on SRC with no libraries (no libcuda without a GPU driver: no -lcuda/-L) and, where its
+    signature has them (Triton >= 3.6), no extra ccflags, as Triton's NVIDIA driver passes none."""
+    extra = {"ccflags": []} if "ccflags" in inspect.signature(build).parameters else {}
+    return build(name, src, srcdir, [], includes, [], **extra)
 
 
 def check_compile() -> bool:
@@ -141,7 +151,7 @@ def check_compile() -> bool:
         sources = [("probe", str(Path(tmp) / "probe.c"))] + ([("cuda_utils", driver_c)] if driver_c else [])
         for name, src in sources:
             try:
-                so = build(name, src, tmp, [], includes, [])  # no libcuda without a GPU driver: no -lcuda/-L
+                so = call_build(build, name, src, tmp, includes)
             except Exception as exc:  # compiler missing, Python.h missing, …
                 detail = getattr(exc, "stderr", "") or ""
                 print(f"FAIL compile {Path(src).name} with {how}: {exc} {detail.strip()[-300:]}".rstrip())
