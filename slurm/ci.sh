@@ -181,6 +181,10 @@ assert "rendezvous" in next((run / "logs").glob("slurm-*.log")).read_text()
 print(f"{run.name}: trained by torchrun under srun, world size 2")
 EOF
 
+# A requeue after a stale lock left by a "dead node" (slurm/dead_node.sh).
+source "$REPO/slurm/dead_node.sh"
+dead_node_case
+
 table=$(repro status "$RUNS")
 echo "$table"
 grep -q "^3 run(s): 3 complete" <<<"$table" || fail "repro status does not show three complete runs"
