@@ -151,6 +151,7 @@ def test_a_kill_in_the_middle_of_a_checkpoint_keeps_the_previous_one(world, tiny
     """Saves at steps 2 and 4; a kill after step 4's model state is written (its optimizer state not
     yet) leaves step 2's checkpoint recorded and trusted, and the resume continues from it."""
     root = world["root"] / "mid-save"
+    root.mkdir()
     spec = load_spec(
         write_spec(
             root / "ms.json",
