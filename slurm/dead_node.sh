@@ -79,7 +79,7 @@ dead_node_case() {
   RUNS=$stale wait_steps slurm_b 12
   kill_like_a_dead_node "$job"
   wait_job "$job"
-  sleeper=$(sbatch --parsable --job-name=holder --mem=50M --time=10 --wrap "sleep 600")
+  sleeper=$(sbatch --parsable --job-name=holder --mem=50M --time=10 --output="$WORK/holder-%j.out" --wrap "sleep 600")
   for _ in $(seq 60); do [ "$(squeue -h -j "$sleeper" -o %T)" = RUNNING ] && break; sleep 1; done
   plant_dead_node_locks "$stale" "$sleeper"
   before=$(snapshot "$(ls -d "$stale"/slurm_b-*)")
