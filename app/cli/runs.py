@@ -140,7 +140,9 @@ def sweep(
     nodes: int = typer.Option(1, "--nodes", min=1, help="nodes per task (torchrun under srun when >1)"),
     gpus_per_node: int = typer.Option(None, "--gpus-per-node", min=1),
     procs_per_node: int = typer.Option(None, "--procs-per-node", min=1, help="torchrun processes per node"),
-    signal_before_s: int = typer.Option(300, "--signal-before", min=10, help="seconds before --time to checkpoint"),
+    signal_before_s: int = typer.Option(
+        None, "--signal-before", min=10, help="seconds before --time to checkpoint (default: from the checkpoint size)"
+    ),
     extra: list[str] = typer.Option([], "--sbatch", help="extra #SBATCH line, e.g. --sbatch=--qos=high"),
     gpu: Gpu = typer.Option("h100", "--gpu", help="GPU type for the --time check against `repro plan`"),
 ) -> None:

@@ -95,11 +95,10 @@ def stop_requested(world: int, device: torch.device) -> bool:
 
 def stop_at(run: RunDir, rank: int, world: int, step: int, total: int, model, optimizer, global_batch: int) -> None:
     """Save a resumable checkpoint for `step` and raise Interrupted: a rerun continues from here."""
-    if rank == 0:
-        save_resume(run, step, model, optimizer, world, global_batch)
+    took = f" in {save_resume(run, step, model, optimizer, world, global_batch):.1f} s" if rank == 0 else ""
     if world > 1:
         torch.distributed.barrier()
-    raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}")
+    raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}{took}")
 
 
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -240,7 +239,7 @@ def run_training(
         run.note("train", total_steps=total_steps)
     clock = SaveClock(opts.save_every, opts.save_every_minutes)
 
-    t0, sum_tokens = time.time(), 0
+    t0, sum_tokens, save_s = time.time(), 0, None
     bar = Reporter("train", total_steps, start, enabled=progress and rank == 0)
     for step in preempt.polled(range(start, total_steps)):
         step_t0 = time.time()
@@ -270,7 +269,7 @@ def run_training(
         if rank == 0:
             append_bytes(log_path, (json.dumps(record) + "\n").encode())
             if clock.due(step + 1, total_steps):
-                save_resume(run, step + 1, model, optimizer, world, global_batch)
+                save_s = save_resume(run, step + 1, model, optimizer, world, global_batch)
             bar.update(step + 1, sum_tokens, f"loss {loss:.4f} lr {lr_now:.2e} gn {grad_norm:.2f}")
         fault("train.step")
         if stop_requested(world, where) and step + 1 < total_steps:
@@ -290,4 +289,5 @@ def run_training(
         "examples": len(examples),
         "wall_s": wall,
         "tokens_per_s_session": sum_tokens / wall if wall > 0 else None,
+        "resume_save_s": save_s,  # the session's last resumable save (write, fsync, hash); compare --signal-before
     }

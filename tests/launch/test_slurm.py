@@ -1,12 +1,15 @@
 """The Slurm launcher's pure parts: the batch script, --time parsing, skipping complete runs."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.errors import UserError
+from app.launch.lead_time import DEFAULT_S, MARGIN_S, Speeds, check_within, checkpoint_bytes, choose_lead, lead_seconds
+from app.launch.plan import KNOWN
 from app.launch.slurm import (
     SlurmOptions,
     Task,
@@ -169,5 +172,63 @@ def test_dry_run_prints_the_script_and_warns_when_time_is_below_the_plan(tiny_sp
 
 
 def test_signal_must_come_before_the_time_limit(tiny_spec, tmp_path):
-    out = repro("sweep", str(tiny_spec()), "--launcher", "slurm", "--dry-run", "--time", "2")
+    out = repro("sweep", str(tiny_spec()), "--launcher", "slurm", "--dry-run", "--time", "2", "--signal-before", "300")
     assert out.returncode == 2 and "--signal-before 300" in out.stderr
+
+
+def test_lead_time_arithmetic_on_a_worked_example():
+    # Qwen2.5-Math-1.5B: 1.54e9 parameters, 12 bytes each (fp32 weights + AdamW's two moments).
+    params = KNOWN["Qwen/Qwen2.5-Math-1.5B"].params
+    assert checkpoint_bytes(params) == 12 * params and 18e9 < checkpoint_bytes(params) < 19e9
+    # 12 GB at 200 MB/s write+fsync (60 s) and 1 GB/s sha256 (12 s): 1.5 x 72 + 2 s step + 60 s margin.
+    assert lead_seconds(12 * 10**9, Speeds(200e6, 1e9), step_s=2.0) == 170
+    assert lead_seconds(12 * 10**9, Speeds(100e6, 1e9), step_s=2.0) == 260  # half the write speed: +90 s
+    assert lead_seconds(0, Speeds(1, 1)) == MARGIN_S
+    with pytest.raises(ValueError):
+        lead_seconds(1, Speeds(0, 1e9))  # a failed measurement is never a zero lead
+
+
+@pytest.mark.parametrize(("lead", "limit", "refused"), [(170, 169, True), (170, 170, True), (170, 171, False)])
+def test_a_lead_not_shorter_than_the_time_limit_is_refused(lead, limit, refused):
+    if refused:
+        with pytest.raises(UserError, match=f"--time T: the checkpoint needs the signal {lead} s before the limit"):
+            check_within(lead, limit, "T")
+    else:
+        check_within(lead, limit, "T")
+    check_within(lead, None, None)  # no --time: nothing to compare with
+
+
+def test_the_lead_follows_the_largest_trained_model_and_measures_only_when_needed():
+    measured, said = [], []
+
+    def measure():
+        measured.append(1)
+        return Speeds(200e6, 1e9)
+
+    est = {"model": "m", "params": 10**9, "steps": 100, "train_hours": 0.1}
+    small = {**est, "model": "s", "params": 10**6}
+    lead = choose_lead([small, est], 1, measure, said.append)
+    assert lead == lead_seconds(checkpoint_bytes(10**9), Speeds(200e6, 1e9), step_s=3.6) and measured == [1]
+    assert said == [
+        f"signal lead {lead} s = 1.5 x (12.00 GB resume checkpoint / 200 MB/s write+fsync + sha256 "
+        "at 1000 MB/s) + 3.6 s for the step under way + 60 s margin (--signal-before S overrides)"
+    ]
+    assert choose_lead([{**est, "steps": 0}], 1, None, said.append) == MARGIN_S  # eval only: no measurement
+    unknown = {**est, "model": "who", "params": None, "train_hours": None}
+    assert choose_lead([unknown], 1, None, said.append) == DEFAULT_S
+    assert said[-1] == f"signal lead {DEFAULT_S} s: size of who unknown, at least the default {DEFAULT_S} s"
+
+
+def test_dry_run_measures_the_runs_file_system_and_writes_the_lead_into_the_script(tiny_spec, tmp_path):
+    runs = tmp_path / "runs"
+    out = repro("sweep", str(tiny_spec()), "--launcher", "slurm", "--dry-run", "--runs-dir", str(runs), "--time", "30")
+    assert out.returncode == 0, out.stderr
+    lead = re.search(r"^signal lead (\d+) s = 1\.5 x \(0\.\d+ GB resume checkpoint / \d+ MB/s write", out.stderr, re.M)
+    assert lead, out.stderr
+    assert f"#SBATCH --signal=B:USR1@{lead[1]}\n" in out.stdout
+    assert not (runs / ".slurm").exists() and not list(tmp_path.rglob(".write-speed.*"))  # the probe is gone
+    short = repro("sweep", str(tiny_spec()), "--launcher", "slurm", "--dry-run", "--runs-dir", str(runs), "--time", "1")
+    assert short.returncode == 2 and short.stdout == ""
+    assert re.fullmatch(
+        r"error: --time 1: the checkpoint needs the signal \d+ s before the limit, .*", short.stderr.splitlines()[-1]
+    )
