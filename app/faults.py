@@ -33,6 +33,7 @@ TRAIN_POINTS = (
     *_writes(*RUN_FILES, "train_log.jsonl", "latest.json", "train_metrics.json", "train_curves.png"),
     *_appends("train_log.jsonl"),
     "train.step",  # after an optimizer step, its log line and any resumable save
+    "resume:model",  # resume/step-N.tmp half written: the model's state synced, the optimizer's not yet
     "resume:tmp",  # resume/step-N.tmp written, not yet renamed
     "resume:renamed",  # resume/step-N in place, latest.json not yet updated
     "resume:recorded",  # manifest.json vouches for it, older step dirs not yet pruned

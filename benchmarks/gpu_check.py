@@ -116,7 +116,8 @@ def train_twice(base: Path, tokenizer, examples: list, work: Path, args, setting
             epochs=None, max_steps=args.steps, max_tokens=None, lr=1e-4, schedule="constant", warmup_ratio=0.0,
             min_lr_ratio=0.1, micro_batch_size=args.micro or settings["micro_batch_size"], grad_accum=2,
             max_grad_norm=1.0, weight_decay=0.0, dtype=settings["train_dtype"], group_by_length=False,
-            gradient_checkpointing=False, save_every=None, save_every_minutes=None,
+            gradient_checkpointing=False, save_every=None, save_every_minutes=None, global_batch=None,
+            accumulation=lambda world: 2,  # TrainSpec.accumulation without global_batch: grad_accum
         )  # fmt: skip
         run_training(run, str(base), tokenizer, examples, opts, seed=0, resume=False, progress=False)
         log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]

@@ -4,8 +4,10 @@
 #   2. make a Debian base image with debootstrap, push it locally, pin it by digest;
 #   3. download the CPU locks' wheels on the host (TLS is intercepted inside builds);
 #   4. build both CPU images with --require-hashes; prove a lock with one wrong hash fails;
-#   5. run train then eval through compose on a tiny spec and check the run directory;
-#   6. hub_scenario: `make run` on an eval-only spec whose model and GSM8K come from a hub served
+#   5. as uid 4242 in both images: HOME and the compile caches writable; the eval image's CUDA system
+#      layer (built on the CPU base with an empty lock) compiles a Python.h C file as Triton does;
+#   6. run train then eval through compose on a tiny spec and check the run directory;
+#   7. hub_scenario: `make run` on an eval-only spec whose model and GSM8K come from a hub served
 #      locally (tests/hub_server.py): fetched on the host, evaluated in the image with the hub off,
 #      with no local GSM8K copy mounted; the recorded commits and hashes must be what was served.
 set -euo pipefail
@@ -34,6 +36,19 @@ make_base() {
             bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1
     fi
     import_pinned "$BASE_TAG" "$WORK/rootfs"
+}
+
+# The eval Dockerfile's CUDA system layer (CUDA_MAJOR=13: compiler and Python headers) on the CPU base,
+# with an empty lock instead of the GBs of CUDA wheels; then, as uid 4242, a C file including Python.h
+# builds with Triton's launcher flags. make test-cuda-images checks the real CUDA eval image the same way.
+cuda_system_layer() {
+    : >wheels/empty-lock.txt
+    log "building the eval image's CUDA system layer on the CPU base (empty lock)"
+    # compose.yaml alone: the CUDA build args, tagged repro-eval:cuda-layer (docker build lacks BuildKit here).
+    REPRO_TAG=cuda-layer "$COMPOSE_BIN" -f compose.yaml build --build-arg BASE_IMAGE="$REPRO_CPU_BASE" \
+        --build-arg LOCKFILE=wheels/empty-lock.txt --build-arg OFFLINE=1 eval >"$WORK/cuda-layer.log" 2>&1 ||
+        { tail -20 "$WORK/cuda-layer.log"; exit 1; }
+    check_any_uid repro-eval:cuda-layer --compile || { log "FAIL: the CUDA system layer cannot build Triton's launcher"; exit 1; }
 }
 
 hub_scenario() {
@@ -106,10 +121,16 @@ main() {
 
     log "building repro-train:cpu and repro-eval:cpu"
     "${COMPOSE[@]}" build train eval
+    log "as uid 4242 (not the images' 1000): HOME and the compile caches are writable"
+    for image in repro-train:cpu repro-eval:cpu; do
+        check_any_uid "$image" || { log "FAIL: $image: not usable as uid 4242"; exit 1; }
+    done
+    cuda_system_layer
 
     local runs="$WORK/runs" cache="$WORK/cache"
-    rm -rf "$runs" && mkdir -p "$runs" "$cache" && chown -R 1000:1000 "$runs" "$cache"
-    export REPRO_RUNS_DIR="$runs" REPRO_CACHE_DIR="$cache" SPEC=specs/docker_tiny_cpu.json REPRO_UID=1000 REPRO_GID=1000
+    # A uid that is not the images' 1000, as on most hosts (compose's `user:`), owning what is mounted.
+    rm -rf "$runs" && mkdir -p "$runs" "$cache" && chown -R 4242:4242 "$runs" "$cache"
+    export REPRO_RUNS_DIR="$runs" REPRO_CACHE_DIR="$cache" SPEC=specs/docker_tiny_cpu.json REPRO_UID=4242 REPRO_GID=4242
     REPRO_TRAIN_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-train:cpu)
     REPRO_EVAL_IMAGE_ID=$(docker image inspect -f '{{.Id}}' repro-eval:cpu)
     export REPRO_TRAIN_IMAGE_ID REPRO_EVAL_IMAGE_ID

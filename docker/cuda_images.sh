@@ -10,7 +10,9 @@
 #      manylinux_2_39; TLS is intercepted inside builds), and time it;
 #   4. build repro-train and repro-eval with OFFLINE=1 (only the hashed wheelhouse), timed;
 #   5. in each image, with no network and no GPU: `pip check`, `import torch, transformers, app`
-#      (+ `vllm` in eval), and the driver-floor label;
+#      (+ `vllm` in eval), and the driver-floor label; as uid 4242 (docker/check_image_user.py): HOME
+#      and the Triton/vLLM/FlashInfer/TorchInductor/XDG caches writable and, in eval, Triton's driver.c
+#      and a Python.h C file built by Triton's own _build (no -lcuda: no GPU driver here);
 #   6. write $WORK/cuda-images-<tag>.jsonl and print one markdown row per image.
 # Downloaded wheels are deleted at the end unless KEEP_WHEELS=1; the images stay (docker rmi them).
 # REPRO_HEAVY_LOCK=FILE makes each build wait on flock(1) FILE (a machine shared with other heavy jobs).
@@ -33,6 +35,8 @@ case "$CUDA" in
     12) TAG=cuda12 SUFFIX=cuda12 OVERRIDE=(-f compose.cuda12.yaml) ;;
     *) echo "cuda_images.sh: CUDA must be 13 or 12, not '$CUDA'" >&2; exit 2 ;;
 esac
+# compose.yaml tags repro-*:$REPRO_TAG, which make exports as "cpu" on a machine without a GPU.
+export REPRO_TAG=$TAG
 COMPOSE_BIN=$($BIN/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
 COMPOSE=("$COMPOSE_BIN" -f compose.yaml "${OVERRIDE[@]}")
 
@@ -116,8 +120,17 @@ print(f'torch {torch.__version__} cuda {torch.version.cuda} gpu {torch.cuda.is_a
 print(f' vllm {vllm.__version__}' if '$service' == 'eval' else '')"
 }
 
+# As uid 4242 in SERVICE's image: caches writable, and (eval) C files build as Triton's launcher does.
+uid_check() {
+    local service=$1 image="repro-$1:$TAG" out="$WORK/uid-check-$1-$TAG.log" args=()
+    [ "$service" = eval ] && args=(--compile)
+    if ! check_any_uid "$image" "${args[@]}" >"$out" 2>&1; then log "uid 4242 check failed in $image:"; cat "$out" >&2; return 1; fi
+    cat "$out" >&2
+    echo "uid 4242: $(grep -c '^ok' "$out") checks ok"
+}
+
 build_one() {
-    local service=$1 lock="lockfiles/$1-$SUFFIX.txt" dl dl_s dl_bytes dl_files t0 build_s size versions floor
+    local service=$1 lock="lockfiles/$1-$SUFFIX.txt" dl dl_s dl_bytes dl_files t0 build_s size versions floor uid
     log "downloading the wheels of $lock"
     dl=$(download "$lock")
     read -r dl_s dl_bytes dl_files <<<"$dl"
@@ -134,9 +147,10 @@ build_one() {
     size=$(docker image inspect -f '{{.Size}}' "repro-$service:$TAG")
     floor=$(docker image inspect -f '{{index .Config.Labels "io.repro.driver-floor"}}' "repro-$service:$TAG")
     versions=$(check_image "$service")
-    log "repro-$service:$TAG: $size bytes, built in $build_s s; $versions; driver floor $floor"
-    printf '{"image": "repro-%s:%s", "lock": "%s", "wheels": %s, "download_bytes": %s, "download_s": %s, "build_s": %s, "image_bytes": %s, "driver_floor": "%s", "imports": "%s"}\n' \
-        "$service" "$TAG" "$lock" "$dl_files" "$dl_bytes" "$dl_s" "$build_s" "$size" "$floor" "$versions"
+    uid=$(uid_check "$service") || exit 1
+    log "repro-$service:$TAG: $size bytes, built in $build_s s; $versions; driver floor $floor; $uid"
+    printf '{"image": "repro-%s:%s", "lock": "%s", "wheels": %s, "download_bytes": %s, "download_s": %s, "build_s": %s, "image_bytes": %s, "driver_floor": "%s", "imports": "%s", "uid_check": "%s"}\n' \
+        "$service" "$TAG" "$lock" "$dl_files" "$dl_bytes" "$dl_s" "$build_s" "$size" "$floor" "$versions" "$uid"
 }
 
 main() {

@@ -58,3 +58,12 @@ import_pinned() {
     docker push -q "$REGISTRY/$tag" >/dev/null
     docker image inspect -f '{{index .RepoDigests 0}}' "$REGISTRY/$tag"
 }
+
+# Runs docker/check_image_user.py in IMAGE as uid:gid 4242:4242 (neither the image's 1000 nor root, no
+# passwd entry: what compose's `user:` gives most hosts), with no network and nothing mounted. Extra
+# arguments go to the script (--compile: a Python.h C file builds as Triton builds its launcher).
+check_any_uid() {
+    local image=$1
+    shift
+    docker run --rm -i --network none --user 4242:4242 --entrypoint python "$image" - "$@" <docker/check_image_user.py
+}

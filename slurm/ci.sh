@@ -3,7 +3,9 @@
 # Submits three tiny specs with `repro sweep --launcher slurm`, sends one task the pre-time-limit
 # signal mid-training and requeues another with `scontrol requeue`, then checks: all three complete,
 # the interrupted ones byte-identical to runs made without interruption, a resubmission skips all
-# three, `repro status` shows them complete. Daemons are stopped by PID on exit.
+# three, `repro status` shows them complete. Each stage runs in its own environment: .venv-train and
+# .venv-eval (built from the CPU stage locks by `make stage-envs` if missing); every run's env.json
+# must say so. Daemons are stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -19,6 +21,13 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   [ "$(id -u)" = 0 ] || fail "slurm-wlm/munge missing and not root: apt-get install slurm-wlm munge"
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge
 fi
+
+# Each stage in its own venv, from its own lock: the sweep resolves them at submit time.
+if [ ! -f .venv-train/.installed ] || [ ! -f .venv-eval/.installed ]; then
+  say "building the CPU stage venvs (make stage-envs STAGE_ENVS=cpu)"
+  make --no-print-directory stage-envs STAGE_ENVS=cpu
+fi
+say "stage environments: .venv-train ($(cat .venv-train/.installed)), .venv-eval ($(cat .venv-eval/.installed))"
 
 WORK=$(mktemp -d /tmp/repro-slurm.XXXXXX)
 chmod 755 "$WORK"  # munged runs as `munge` and must reach its directory
@@ -180,6 +189,28 @@ assert json.loads((run / "train_metrics.json").read_text())["world_size"] == 2
 assert "rendezvous" in next((run / "logs").glob("slurm-*.log")).read_text()
 print(f"{run.name}: trained by torchrun under srun, world size 2")
 EOF
+
+# Every attempt of every stage ran in its stage venv, installed from its stage lock, without drift.
+python - "$REPO" "$RUNS" "$WORK/dist" "$WORK/ref" <<'EOF' || fail "stage environments"
+import json, sys
+from pathlib import Path
+repo = Path(sys.argv[1])
+venv = {s: repo / f".venv-{s}" for s in ("train", "eval")}
+want = {s: (str(v / "bin/python"), str(repo / (v / ".installed").read_text().strip())) for s, v in venv.items()}
+for root in sys.argv[2:]:
+    for run in sorted(Path(root).glob("slurm_*")):
+        envs = json.loads((run / "env.json").read_text())
+        for stage, (python, lock) in want.items():
+            for a in envs[stage]:
+                got = (a["stage_env"]["python"], a["stage_env"]["lock"], a["lockfile"]["path"])
+                assert got == (python, lock, lock), f"{run}: {stage} attempt {a['attempt']}: {got}"
+                assert a["lockfile"]["matches"], f"{run}: {stage} drifts from {lock}: {a['lockfile']['drift']}"
+        print(f"{root}/{run.name}: {len(envs['train'])} train attempt(s) in {want['train'][0]}, eval in {want['eval'][0]}")
+EOF
+
+# A requeue after a stale lock left by a "dead node" (slurm/dead_node.sh).
+source "$REPO/slurm/dead_node.sh"
+dead_node_case
 
 table=$(repro status "$RUNS")
 echo "$table"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ import pytest
 from app.inputs.gsm8k import DEFAULT_DIR
 
 REPO = Path(__file__).resolve().parent.parent
+# Every stage in the interpreter running the tests, whether or not `make stage-envs` built .venv-train and
+# .venv-eval here: a test that wants another stage environment sets these itself (tests/launch/test_stage_child.py).
+os.environ["REPRO_TRAIN_PYTHON"] = os.environ["REPRO_EVAL_PYTHON"] = sys.executable
 
 
 def gsm8k_dir() -> Path:

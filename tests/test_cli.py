@@ -316,3 +316,4 @@ def test_plan_and_slurm_dry_run_of_the_committed_specs_need_nothing_fetched(tmp_
     sweep = cli("sweep", *specs, "--launcher", "slurm", "--dry-run", "--time", "2:00:00", "--runs-dir", str(runs))
     assert sweep.exit_code == 0 and sweep.stdout.startswith("#!/bin/bash"), sweep.output
     assert sweep.stdout.count("/specs/") >= len(specs) and "--time 2:00:00 not checked" in sweep.stderr
+    assert 'step "$TRAIN_PY" -m app train' in sweep.stdout and 'step "$EVAL_PY" -m app run' in sweep.stdout

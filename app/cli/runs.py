@@ -36,16 +36,20 @@ def fetch(
 
 @app.command("run", rich_help_panel=RUN)
 def run_cmd(spec_path: Path = typer.Argument(..., metavar="SPEC"), runs_dir: Path = RUNS, progress: bool = PROGRESS):
-    """Train (when the spec has a train section) then evaluate; resumes whatever is unfinished.
+    """Train (when the spec has a train section) then evaluate; resumes whatever is unfinished. Each stage
+    runs in its own environment (REPRO_TRAIN_PYTHON/REPRO_EVAL_PYTHON, .venv-train/.venv-eval, else this one).
 
     Example: `repro run specs/smoke_cpu.json` → `runs/smoke_cpu-<hash8>/`
     """
-    from app.launch.stages import run_stages
+    from app.launch.stage_child import StageFailed, run_in_envs
 
     preempt.install()
-    with user_errors():
-        run = run_stages(load_spec(spec_path), runs_dir, progress=progress)
-    typer.echo(f"COMPLETE {run.path}")
+    try:
+        with user_errors():
+            path = run_in_envs(load_spec(spec_path), spec_path, runs_dir, progress=progress, log=note)
+    except StageFailed as exc:  # the child printed its own error; its exit code is ours
+        raise typer.Exit(exc.exit_code) from None
+    typer.echo(f"COMPLETE {path}")
 
 
 @app.command(rich_help_panel=RUN)
@@ -136,7 +140,9 @@ def sweep(
     nodes: int = typer.Option(1, "--nodes", min=1, help="nodes per task (torchrun under srun when >1)"),
     gpus_per_node: int = typer.Option(None, "--gpus-per-node", min=1),
     procs_per_node: int = typer.Option(None, "--procs-per-node", min=1, help="torchrun processes per node"),
-    signal_before_s: int = typer.Option(300, "--signal-before", min=10, help="seconds before --time to checkpoint"),
+    signal_before_s: int = typer.Option(
+        None, "--signal-before", min=10, help="seconds before --time to checkpoint (default: from the checkpoint size)"
+    ),
     extra: list[str] = typer.Option([], "--sbatch", help="extra #SBATCH line, e.g. --sbatch=--qos=high"),
     gpu: Gpu = typer.Option("h100", "--gpu", help="GPU type for the --time check against `repro plan`"),
 ) -> None:

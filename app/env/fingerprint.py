@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from app import __version__
+from app.env import stage_env
 from app.env.lockfiles import LOCK_DIR, REPO, installed_from
 from app.env.versions import drift, installed_version, lock_pins
 from app.rundir.layout import ENV_JSON, MANIFEST_JSON, unreadable_run_files
@@ -225,7 +226,8 @@ def record_env(run: RunDir, stage: str, extra: dict | None = None) -> dict:
     envs = run.read_json(ENV_JSON, missing_ok=True)
     attempts = envs.get(stage) or []
     attempts = attempts if isinstance(attempts, list) else [attempts]  # env.json written by older code
-    entry = {**fingerprint(), **(extra or {}), "attempt": len(attempts) + 1, "started_at": now()}
+    entry = {**fingerprint(), "stage_env": stage_env.record(stage), **(extra or {})}
+    entry.update(attempt=len(attempts) + 1, started_at=now())
     envs[stage] = [*attempts, entry]
     seal_json(run, ENV_JSON, envs)
     return entry

@@ -202,7 +202,7 @@ def run_eval(
         on_prompts(len(prompts))
     e = spec.eval
     max_len = max(len(p["ids"]) for p in prompts) + e.max_new_tokens
-    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, trust)
+    cfg = GenSettings(m.dtype, e.max_new_tokens, e.stop, spec.seed, max_len, m.revision, trust, device=spec.device)
     with open_generator(e.backend, model_path, cfg) as gen:
         versions = gen.versions
         chunk = submit_chunk(e.batch_size, versions)

@@ -62,6 +62,7 @@ class GenSettings:
     max_model_len: int
     revision: str | None = None
     trust_remote_code: bool = False  # inputs/remote_code.allowed(spec), never the spec's field: tokenizer, model, vLLM
+    device: str = "auto"  # the spec's: `cpu` keeps HF generation off a visible GPU (vLLM's build fixes its device)
 
 
 class VllmGenerator:
@@ -135,7 +136,8 @@ class HfGenerator:
         self.torch = torch
         trust = cfg.trust_remote_code
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=cfg.revision, trust_remote_code=trust)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+        self.device = torch.device("cuda" if use_cuda else "cpu")
         self.model = (
             AutoModelForCausalLM.from_pretrained(
                 model_path,

@@ -6,8 +6,11 @@ saved next to the runs, `sbatch` runs it unchanged and a user can edit and resub
 cluster we have never seen. submitit pickles a Python callable and runs it inside its own wrapper,
 which hides exactly those parts, and it would need to be installed on every node.
 
-Each array task runs `repro run SPEC` in this project's venv (resuming whatever is unfinished), or
-for multi-process training `torchrun` under `srun` first. Pure apart from calling sbatch/squeue.
+Each array task trains with the train stage's Python (`TRAIN_PY`; for multi-process training `torchrun`
+under `srun`), then runs `repro run SPEC` with the eval stage's Python (`EVAL_PY`), resuming whatever
+is unfinished. Both paths are resolved at submit time (app/env/stage_env.py: REPRO_TRAIN_PYTHON /
+REPRO_EVAL_PYTHON, .venv-train / .venv-eval, else the submitting interpreter) and must be reachable
+from the compute nodes. Pure apart from calling sbatch/squeue.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from app.env.stage_env import STAGES
+from app.env.stage_env import resolve as resolve_stage_env
 from app.errors import UserError
+from app.launch.lead_time import DEFAULT_S, check_within, choose_lead
+from app.launch.write_speed import measure
 from app.preempt import EXIT_CODE
 from app.rundir.find import find_run_dir
 from app.rundir.jsonl import read_jsonl
@@ -52,7 +58,7 @@ class SlurmOptions:
     nodes: int = 1
     gpus_per_node: int | None = None
     procs_per_node: int | None = None  # torchrun processes per node (default: gpus_per_node)
-    signal_before_s: int = 300  # SIGUSR1 this long before the time limit: checkpoint, requeue
+    signal_before_s: int | None = None  # SIGUSR1 this long before the time limit (None: lead_time.py)
     job_name: str = "repro-sweep"
     extra: tuple[str, ...] = field(default_factory=tuple)  # more `#SBATCH` lines, e.g. "--qos=high"
 
@@ -121,11 +127,16 @@ def sbatch_lines(opts: SlurmOptions, n_tasks: int, out_dir: Path) -> list[str]:
         ("mem", opts.mem),
         ("requeue", True),
         ("open-mode", "append"),
-        ("signal", f"B:USR1@{opts.signal_before_s}"),
+        ("signal", f"B:USR1@{lead(opts)}"),
         ("output", f"{out_dir}/%A_%a.out"),
     ]
     lines = [f"#SBATCH --{k}" if v is True else f"#SBATCH --{k}={v}" for k, v in pairs if v is not None]
     return lines + [f"#SBATCH {x if x.startswith('-') else '--' + x}" for x in opts.extra]
+
+
+def lead(opts: SlurmOptions) -> int:
+    """The signal's lead time: as set (or computed by sweep_slurm), else the default."""
+    return DEFAULT_S if opts.signal_before_s is None else opts.signal_before_s
 
 
 def rdzv_port(array_job_id: int, array_task_id: int) -> int:
@@ -187,8 +198,12 @@ step() {  # run one command in the background, so the trap can run while it work
 """
 
 SINGLE = """
-step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"
-rc=$?
+rc=0
+if [ "${TRAINS[$SLURM_ARRAY_TASK_ID]}" = 1 ] && [ "$(state_of train)" != complete ]; then
+  say "training with $TRAIN_PY"
+  REPRO_STAGE_PYTHON=$TRAIN_PY step "$TRAIN_PY" -m app train "$SPEC" --runs-dir "$RUNS" --resume
+  rc=$?
+fi
 """
 
 DISTRIBUTED = """
@@ -198,16 +213,23 @@ if [ "${{TRAINS[$SLURM_ARRAY_TASK_ID]}}" = 1 ] && [ "$(state_of train)" != compl
   # The port follows the array job and task ids (app/launch/slurm.py rdzv_port): two tasks of this
   # array that share a node never meet on one port.
   HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+  # torchrun (torch >= 2.12) waits this long for its workers to checkpoint after a signal; older: 30 s.
+  export TORCH_ELASTIC_SHUTDOWN_TIMEOUT={lead}
   PORT={port}
-{export_cpus}  say "training on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es), rendezvous $HEAD:$PORT"
-  step srun --kill-on-bad-exit=1 --ntasks-per-node=1{srun_cpus} "$PY" -m torch.distributed.run \\
+{export_cpus}  say "training with $TRAIN_PY on $SLURM_JOB_NUM_NODES node(s) x {nproc} process(es)"
+  say "rendezvous $HEAD:$PORT"
+  REPRO_STAGE_PYTHON=$TRAIN_PY \\
+    step srun --kill-on-bad-exit=1 --ntasks-per-node=1{srun_cpus} "$TRAIN_PY" -m torch.distributed.run \\
     --nnodes="$SLURM_JOB_NUM_NODES" --nproc-per-node={nproc} \\
     --rdzv-backend=c10d --rdzv-endpoint="$HEAD:$PORT" --rdzv-id="$SLURM_JOB_ID" \\
     -m app train "$SPEC" --runs-dir "$RUNS" --resume
   rc=$?
 fi
-if [ "$rc" = 0 ] && [ "$requeue" = 0 ]; then
-  step "$PY" -m app run "$SPEC" --runs-dir "$RUNS"  # evaluation (training is complete)
+"""
+
+EVAL = """
+if [ "$rc" = 0 ] && [ "$requeue" = 0 ]; then  # evaluation (training is complete) in the eval environment
+  REPRO_STAGE_PYTHON=$EVAL_PY step "$EVAL_PY" -m app run "$SPEC" --runs-dir "$RUNS"
   rc=$?
 fi
 """
@@ -226,12 +248,23 @@ exit "$rc"
 def distributed_part(opts: SlurmOptions) -> str:
     """The torchrun-under-srun part of the task body, with its port and CPU settings."""
     export_cpus, cpus_flag = srun_cpus(opts)
-    return DISTRIBUTED.format(nproc=opts.nproc, port=RDZV_PORT_BASH, export_cpus=export_cpus, srun_cpus=cpus_flag)
+    return DISTRIBUTED.format(
+        nproc=opts.nproc, port=RDZV_PORT_BASH, export_cpus=export_cpus, srun_cpus=cpus_flag, lead=lead(opts)
+    )
 
 
-def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python: str, workdir: Path) -> str:
-    """The whole sbatch script for one sweep: header, per-task arrays, the task body."""
+def batch_script(
+    tasks: list[Task],
+    opts: SlurmOptions,
+    runs_root: Path,
+    python: str,
+    workdir: Path,
+    stage_pythons: dict[str, str] | None = None,
+) -> str:
+    """The whole sbatch script for one sweep: header, per-task arrays, the task body. `python` reads
+    status.json; `stage_pythons` (stage → interpreter, default `python`) run the train and eval stages."""
     check_options(opts)
+    stage_py = {"train": python, "eval": python, **(stage_pythons or {})}
     env = {k: os.environ[k] for k in ("GSM8K_DIR", "HF_HOME", "REPRO_CACHE") if k in os.environ}
     parts = [
         "#!/bin/bash",
@@ -240,14 +273,19 @@ def batch_script(tasks: list[Task], opts: SlurmOptions, runs_root: Path, python:
         "set -uo pipefail",
         bash_array("SPECS", [t.spec_path for t in tasks]),
         bash_array("RUN_DIRS", [t.run_dir for t in tasks]),
-        bash_array("TRAINS", [int(t.trains) for t in tasks]) if opts.distributed else "",
+        bash_array("TRAINS", [int(t.trains) for t in tasks]),
         f"RUNS={shlex.quote(str(runs_root))}",
         f"PY={shlex.quote(python)}",
+        "# Each stage in its own environment (resolved at submit time; app/env/stage_env.py).",
+        f"TRAIN_PY={shlex.quote(stage_py['train'])}",
+        f"EVAL_PY={shlex.quote(stage_py['eval'])}",
+        'export REPRO_TRAIN_PYTHON="$TRAIN_PY" REPRO_EVAL_PYTHON="$EVAL_PY"',
         f"cd {shlex.quote(str(workdir))}",
         "export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1  # library progress bars garble log files",
         *(f"export {k}={shlex.quote(v)}" for k, v in env.items()),
         TASK_BODY.replace("{exit_code}", str(EXIT_CODE)).rstrip(),
         (distributed_part(opts) if opts.distributed else SINGLE).rstrip(),
+        EVAL.rstrip(),
         TAIL.rstrip(),
     ]
     return "\n".join(p for p in parts if p) + "\n"
@@ -318,16 +356,23 @@ def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry
     """Submit the unfinished specs as one array (or print the script); returns the job id or ''."""
     runs_root = runs_root.resolve()
     check_options(opts)  # before anything is read or written
-    if opts.time and opts.signal_before_s >= parse_time(opts.time):
+    limit = parse_time(opts.time) if opts.time else None
+    if limit is not None and opts.signal_before_s is not None and opts.signal_before_s >= limit:
         raise UserError(f"--signal-before {opts.signal_before_s} s must be shorter than --time {opts.time}")
     chosen = select_tasks(spec_paths, runs_root, log)
+    estimates = plan_estimates(chosen, gpu, log) if chosen else []
     if opts.time:
-        warn_time(chosen, opts, gpu, log)
+        warn_time(estimates, opts, gpu, log)
     if not chosen:
         log("nothing to submit: every run is complete or queued")
         return ""
+    if opts.signal_before_s is None:
+        lead = choose_lead(estimates, gpu_count(opts), lambda: measure(runs_root / SLURM_DIR), log)
+        check_within(lead, limit, opts.time)
+        opts = replace(opts, signal_before_s=lead)
     tasks = [t for _, t in chosen]
-    script = batch_script(tasks, opts, runs_root, sys.executable, Path.cwd())
+    envs = {stage: resolve_stage_env(stage).python for stage in STAGES}
+    script = batch_script(tasks, opts, runs_root, envs["eval"], Path.cwd(), envs)
     if dry_run:
         print(script, end="")
         return ""
@@ -337,16 +382,25 @@ def sweep_slurm(spec_paths: list[Path], runs_root: Path, opts: SlurmOptions, dry
     return job
 
 
-def warn_time(chosen: list[tuple[RunSpec, Task]], opts: SlurmOptions, gpu: str, log) -> None:
-    """Warn (stderr) for each task whose estimated GPU time exceeds --time, or cannot be estimated."""
+def gpu_count(opts: SlurmOptions) -> int:
+    return max(1, opts.nodes * (opts.gpus_per_node or opts.gpus_per_task or 1))
+
+
+def plan_estimates(chosen: list[tuple[RunSpec, Task]], gpu: str, log) -> list[dict]:
+    """`repro plan`'s estimate of each chosen spec (its warnings on stderr, once each)."""
     from app.launch.plan import estimate, spec_set, warnings
 
-    limit = parse_time(opts.time)
-    gpus = max(1, opts.nodes * (opts.gpus_per_node or opts.gpus_per_task or 1))
     named = spec_set([(task.spec_path, spec) for spec, task in chosen])
     estimates = [estimate(spec, gpu, named) for spec, _ in chosen]
     for line in warnings(estimates):
         log(line)
+    return estimates
+
+
+def warn_time(estimates: list[dict], opts: SlurmOptions, gpu: str, log) -> None:
+    """Warn (stderr) for each task whose estimated GPU time exceeds --time, or cannot be estimated."""
+    limit = parse_time(opts.time)
+    gpus = gpu_count(opts)
     for est in estimates:
         if est["gpu_hours"] is None:
             log(f"warning: {est['name']}: size of model {est['model']} unknown; --time {opts.time} not checked")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app import preempt
 from app.env import numerics_profile
+from app.env.device import require_device
 from app.env.fingerprint import record_env
 from app.errors import UserError
 from app.faults import fault
@@ -139,6 +140,7 @@ def pending_stages(spec: RunSpec, runs_root: Path) -> list[str]:
 def run_stages(spec: RunSpec, runs_root: Path, progress: bool = True) -> RunDir:
     """Train (resuming) if needed, then evaluate if needed, holding the run's lock throughout."""
     numerics_profile.apply(spec.numerics)  # before anything loads torch
+    require_device(spec, required_stages(spec))  # before anything is created or loaded
     single_process("repro run (its eval stage)")
     run = open_spec_run(spec, runs_root)
     try:
@@ -166,6 +168,7 @@ def stage_done(run: RunDir, stage: str, spec: RunSpec) -> bool:
 def train_stage(spec: RunSpec, runs_root: Path, resume: bool = False, progress: bool = True) -> RunDir:
     """Train the spec's model on its subset; writes checkpoint/ and the training logs."""
     numerics_profile.apply(spec.numerics)  # every torchrun rank, before anything loads torch
+    require_device(spec, ["train"])  # every torchrun rank, before anything is created or loaded
     if spec.train is not None:  # a global batch this process count cannot split: refused before anything exists
         spec.train.accumulation(int(os.environ.get("WORLD_SIZE", "1")))
     run = open_spec_run(spec, runs_root) if int(os.environ.get("RANK", "0")) == 0 else None
@@ -216,6 +219,7 @@ def _train_stage(spec: RunSpec, runs_root: Path, run: RunDir | None, resume: boo
             progress=progress,
             trust_remote_code=trust,
             revision=m.revision,
+            device=spec.device,
         )
         if rank == 0:
             finish_train(run, spec, model_path, summary, examples, dropped)
@@ -285,6 +289,7 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
 def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:
     """Evaluate (resuming an interrupted eval); writes predictions.jsonl and eval_metrics.json."""
     numerics_profile.apply(spec.numerics)  # before anything loads torch; vLLM inherits the variables
+    require_device(spec, ["eval"])  # before anything is created or loaded
     single_process("eval")
     run = open_spec_run(spec, runs_root)
     try:

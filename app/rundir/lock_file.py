@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 from app.errors import UserError
@@ -40,7 +41,10 @@ def slurm_state(job: str) -> str | None:
     """The job's state by `squeue`, else `sacct`: a state name, "GONE" when the controller no longer
     knows the job, or None when neither can say (no Slurm here, or it does not answer)."""
     if shutil.which("squeue"):
-        proc = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30)
+        # --states=all: without it squeue prints nothing (exit 0) for a job that ended less than
+        # MinJobAge (300 s by default) ago, exactly when a requeued or resubmitted task asks.
+        cmd = ["squeue", "-h", "--states=all", "-j", job, "-o", "%T"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         state = proc.stdout.split()[0] if proc.returncode == 0 and proc.stdout.split() else None
         if state:
             return state
@@ -53,6 +57,11 @@ def slurm_state(job: str) -> str | None:
         if proc.returncode == 0 and states:
             return states[0].rstrip("+")  # "CANCELLED by 0" prints as CANCELLED+ in narrow columns
     return None
+
+
+def warn(message: str) -> None:
+    """Say on stderr (a Slurm task's log) that a stale lock was taken over, and why."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def pid_alive(pid: int) -> bool:
@@ -82,7 +91,7 @@ def gone(record: str) -> str | None:
     return None
 
 
-def take(path: Path, log=None) -> int:
+def take(path: Path, log=warn) -> int:
     """Create the lock file with O_EXCL and return its descriptor; a left-behind one whose holder is
     provably gone is moved aside first (so a second taker racing on the same record finds it changed)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -33,7 +33,8 @@ from app.spec.run_spec import parse_spec
 # Fields that record time, place or process history, per file (dotted paths into the JSON object).
 VOLATILE = {
     TRAIN_LOG_JSONL: ("tokens_per_s", "elapsed_s"),
-    TRAIN_METRICS_JSON: ("wall_s", "tokens_per_s_session", "peak_rss_mb", "resumed_from_step", "model_source.path"),
+    TRAIN_METRICS_JSON: ("wall_s", "tokens_per_s_session", "resume_save_s", "peak_rss_mb", "resumed_from_step")
+    + ("model_source.path",),
     # `rescored`: when a published run was regraded in place (`repro rescore --write`), a history a
     # fresh evaluation under today's grader has no reason to repeat
     EVAL_METRICS_JSON: ("wall_s", "tokens_per_s", "generated_tokens", "resumed_with", "model_source.path", "rescored"),

@@ -26,6 +26,7 @@ class Machine:
     profile: str
     variables: dict
     avx2: bool = True
+    world_size: int = 1  # training processes; a replay trains in one
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def recorded_machine(entry: dict) -> Machine:
     gpus = tuple(str(g.get("name")) for g in listed if isinstance(g, dict))
     recorded = rec.get("variables") if isinstance(rec.get("variables"), dict) else {}
     variables = {k: recorded.get(k) for k in VARIABLES}
-    return Machine(str(entry.get("cpu")), str(entry.get("machine")), gpus, rec["profile"], variables)
+    runtime = entry.get("runtime") if isinstance(entry.get("runtime"), dict) else {}
+    world = runtime.get("world_size") if isinstance(runtime.get("world_size"), int) else 1
+    return Machine(str(entry.get("cpu")), str(entry.get("machine")), gpus, rec["profile"], variables, world_size=world)
 
 
 def current_machine(cpu: str, arch: str, gpus: tuple[str, ...], profile: str, environ: dict, avx2: bool) -> Machine:
@@ -53,6 +56,11 @@ def current_machine(cpu: str, arch: str, gpus: tuple[str, ...], profile: str, en
 
 def stage_promise(stage: str, backend: str, old: Machine, new: Machine) -> Promise:
     """Whether `stage` is promised byte-identical when replayed on `new` after being recorded on `old`."""
+    if stage == "train" and old.world_size != new.world_size:
+        return Promise(
+            False,
+            f"trained on {old.world_size} processes, replayed on {new.world_size} (gradients sum in another order)",
+        )
     changed = sorted(k for k in VARIABLES if old.variables.get(k) != new.variables.get(k))
     if changed:
         return Promise(False, f"numerics variables differ ({', '.join(changed)})")

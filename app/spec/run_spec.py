@@ -182,6 +182,11 @@ class RunSpec(_Section):
     name: str = Field(pattern=NAME_PATTERN, description="run name (letters, digits, ._-); names the run directory")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds training (init order, data order) and generation")
     group: str | None = Field(None, max_length=40, description="study group label (orig, A, B, C, lr, base)")
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto",
+        description="what both stages run on: auto (a GPU when torch sees one), cuda (refuse to start without "
+        "a CUDA GPU), cpu (the CPU even when a GPU is visible)",
+    )
     model: ModelSpec = Field(ModelSpec(), description="which weights to start from")
     data: DataSpec = Field(DataSpec(), description="which GSM8K rows train and evaluate")
     prompt: PromptSpec = Field(PromptSpec(), description="prompt/target template")

@@ -51,6 +51,9 @@ class StudyPlan:
     budget_tokens: int = 0  # trained tokens of one epoch of the largest size (the "tokens" arm)
     decode_of: tuple = ()  # (group, size) arms re-evaluated with decode_max_new_tokens
     decode_max_new_tokens: int = 0
+    device: str = "auto"  # the GPU study requires CUDA: it must never quietly train for days on the CPU
+    # The GPU study fixes the examples per optimizer step, so 1 or 8 GPUs run one recipe (train.global_batch).
+    fixed_global_batch: bool = False
 
 
 # GPU budget_tokens is an estimate (7473 rows × 257 tokens, the mean measured with SmolLM2's tokenizer);
@@ -68,6 +71,9 @@ GPU_PLAN = StudyPlan(
     budget_tokens=1_920_000,
     decode_of=(("orig", 1024), ("orig", "full")),
     decode_max_new_tokens=2048,
+    device="cuda",
+    fixed_global_batch=True,
+    group_by_length=True,  # ~20% padding at micro-batch 4 without it, ~2% with it
 )
 CPU_PLAN = StudyPlan(
     "smollm2-135m",
@@ -119,6 +125,7 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
         "dtype": plan.dtype,
         "max_grad_norm": 1.0,
         "group_by_length": plan.group_by_length,
+        **({"global_batch": plan.micro_batch_size * plan.grad_accum} if plan.fixed_global_batch else {}),
         "overlong": "error",
         "max_seq_len": 1024,
     }
@@ -131,6 +138,7 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
             "name": name,
             "seed": 0,
             "group": group,
+            "device": plan.device,
             "model": {"id": plan.model, "dtype": plan.dtype},
             "data": {
                 "source": plan.data_source,
@@ -178,6 +186,7 @@ def base_spec(plan: StudyPlan) -> RunSpec:
             "name": f"{plan.prefix}base",
             "seed": 0,
             "group": "base",
+            "device": plan.device,
             "model": {"id": plan.model, "dtype": plan.dtype},
             "data": {"source": plan.data_source, "eval_split": "test", "eval_limit": plan.eval_limit},
             "eval": {"backend": plan.eval_backend, "max_new_tokens": plan.max_new_tokens},

@@ -35,26 +35,29 @@ from app.rundir.manifest import read_resume_json, record_resume, resume_record, 
 from app.rundir.run_dir import RunDir, atomic_write_bytes, writing
 
 
-def save_resume(run: RunDir, step: int, model, optimizer, world: int, global_batch: int) -> None:
+def save_resume(run: RunDir, step: int, model, optimizer, world: int, global_batch: int) -> float:
     """Write a resumable checkpoint for `step` (next step to run), point `latest` at it, record it in
-    the manifest, then prune older ones. Every prefix of this sequence resumes (see load_resume)."""
+    the manifest, then prune older ones; returns the seconds it took. Every prefix of this sequence
+    resumes (see load_resume): the previous checkpoint stays on disk and in the manifest until this one
+    is complete, synced (a node that dies leaves no unwritten page behind a manifest entry) and recorded."""
+    t0 = time.monotonic()
     target = run.file(resume_step_dir(step))
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        for name, state in ((MODEL_STATE, unwrap(model).state_dict()), (OPTIMIZER_STATE, optimizer.state_dict())):
-            # A file object: torch.save then keeps the OSError (ENOSPC, EFBIG) behind its own error.
-            with writing(tmp / name), (tmp / name).open("wb") as fh:
-                torch.save(state, fh)
-        with writing(tmp / RNG_JSON):
-            (tmp / RNG_JSON).write_text(json.dumps(rng_state()))
+        write_synced(tmp / MODEL_STATE, lambda fh: torch.save(unwrap(model).state_dict(), fh))
+        fault("resume:model")  # a kill in the middle of the checkpoint: the model written, the optimizer not
+        write_synced(tmp / OPTIMIZER_STATE, lambda fh: torch.save(optimizer.state_dict(), fh))
+        write_synced(tmp / RNG_JSON, lambda fh: fh.write(json.dumps(rng_state()).encode()))
+        fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fault("resume:tmp")
     shutil.rmtree(target, ignore_errors=True)  # left by a kill before it was recorded: never trusted, replace it
     os.replace(tmp, target)
+    fsync_dir(target.parent)
     fault("resume:renamed")
     atomic_write_bytes(run.file(RESUME_LATEST), json.dumps({"step": step, "dir": target.name}).encode())
     record_resume(run, step, world, global_batch)
@@ -63,6 +66,25 @@ def save_resume(run: RunDir, step: int, model, optimizer, world: int, global_bat
         if old.name != target.name:
             shutil.rmtree(old, ignore_errors=True)
     fault("resume:pruned")
+    return time.monotonic() - t0
+
+
+def write_synced(path: Path, write) -> None:
+    """`write(file object)`, then fsync. A file object: torch.save then keeps the OSError (ENOSPC,
+    EFBIG) behind its own error, which `writing` turns into one line."""
+    with writing(path), path.open("wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new file, a rename) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def rng_state() -> dict:

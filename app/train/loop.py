@@ -40,14 +40,17 @@ def set_determinism(seed: int) -> None:
     determinism.apply(seed, warn_only=False)
 
 
-def init_distributed() -> tuple[int, int, torch.device]:
-    """(rank, world_size, device); starts a process group when launched by torchrun."""
+def init_distributed(want: str = "auto") -> tuple[int, int, torch.device]:
+    """(rank, world_size, device); starts a process group when launched by torchrun.
+
+    `want` is the spec's device: `cpu` stays on the CPU even with a GPU visible; `cuda` was checked
+    before the stage started (app/env/device.py), so it and `auto` take the GPU torch sees."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = want != "cpu" and torch.cuda.is_available()
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
     rank = int(os.environ.get("RANK", "0"))
-    if torch.cuda.is_available():
+    if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
@@ -92,11 +95,10 @@ def stop_requested(world: int, device: torch.device) -> bool:
 
 def stop_at(run: RunDir, rank: int, world: int, step: int, total: int, model, optimizer, global_batch: int) -> None:
     """Save a resumable checkpoint for `step` and raise Interrupted: a rerun continues from here."""
-    if rank == 0:
-        save_resume(run, step, model, optimizer, world, global_batch)
+    took = f" in {save_resume(run, step, model, optimizer, world, global_batch):.1f} s" if rank == 0 else ""
     if world > 1:
         torch.distributed.barrier()
-    raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}")
+    raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}{took}")
 
 
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -206,6 +208,7 @@ def run_training(
     progress: bool = True,
     trust_remote_code: bool = False,
     revision: str | None = None,
+    device: str = "auto",
 ) -> dict:
     """Train and write checkpoint/ and train_log.jsonl; returns the loop's summary.
 
@@ -214,11 +217,11 @@ def run_training(
     """
     check_driver()  # before torch touches CUDA: an old driver would silently mean training on the CPU
     set_determinism(seed)
-    rank, world, device = init_distributed()
+    rank, world, where = init_distributed(device)
     accum = opts.accumulation(world)  # before the model loads: a global_batch that does not divide fails at once
     model = load_model(
         model_path,
-        device,
+        where,
         world,
         revision=revision,
         trust_remote_code=trust_remote_code,
@@ -236,7 +239,7 @@ def run_training(
         run.note("train", total_steps=total_steps)
     clock = SaveClock(opts.save_every, opts.save_every_minutes)
 
-    t0, sum_tokens = time.time(), 0
+    t0, sum_tokens, save_s = time.time(), 0, None
     bar = Reporter("train", total_steps, start, enabled=progress and rank == 0)
     for step in preempt.polled(range(start, total_steps)):
         step_t0 = time.time()
@@ -245,7 +248,7 @@ def run_training(
             param_group["lr"] = lr_now
         micro_batches, items = step_items(lengths, seed, step, opts.micro_batch_size, accum, world, rank, group)
         n_window = sum(examples[i].n_supervised for i in items)
-        loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), device, opts.dtype, world)
+        loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), where, opts.dtype, world)
         grad_norm = optimizer_step(model, optimizer, opts.max_grad_norm)
 
         tokens = sum(lengths[i] for i in items)
@@ -266,10 +269,10 @@ def run_training(
         if rank == 0:
             append_bytes(log_path, (json.dumps(record) + "\n").encode())
             if clock.due(step + 1, total_steps):
-                save_resume(run, step + 1, model, optimizer, world, global_batch)
+                save_s = save_resume(run, step + 1, model, optimizer, world, global_batch)
             bar.update(step + 1, sum_tokens, f"loss {loss:.4f} lr {lr_now:.2e} gn {grad_norm:.2f}")
         fault("train.step")
-        if stop_requested(world, device) and step + 1 < total_steps:
+        if stop_requested(world, where) and step + 1 < total_steps:
             stop_at(run, rank, world, step + 1, total_steps, model, optimizer, global_batch)
     bar.close()
     if rank == 0:
@@ -286,4 +289,5 @@ def run_training(
         "examples": len(examples),
         "wall_s": wall,
         "tokens_per_s_session": sum_tokens / wall if wall > 0 else None,
+        "resume_save_s": save_s,  # the session's last resumable save (write, fsync, hash); compare --signal-before
     }

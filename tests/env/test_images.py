@@ -108,3 +108,32 @@ def test_make_n_run_shows_the_intended_commands():
     assert "docker/run.sh" in out.stdout and "compose.yaml" in out.stdout  # the image path: repro pending's stages
     images = subprocess.run(["make", "-n", "images"], capture_output=True, text=True, cwd=REPO)
     assert "build train eval" in images.stdout
+
+
+def run_uid_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    script = REPO / "docker" / "check_image_user.py"
+    unset = ("XDG_CACHE_HOME", "TRITON_CACHE_DIR", "TRITON_HOME", "VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR")
+    full_env = {**{k: v for k, v in os.environ.items() if k not in unset}, "HOME": str(tmp_path), **env}
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=full_env)
+
+
+def test_uid_check_writes_every_cache_and_builds_a_python_h_file(tmp_path):
+    out = run_uid_check(tmp_path, "--as-any-uid", "--compile", TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("HOME", "XDG cache", "Triton cache", "compile probe.c"):
+        assert f"ok   {name}" in out.stdout
+    assert (tmp_path / ".triton" / "cache").is_dir()  # created where Triton itself would
+
+
+def test_uid_check_names_what_cannot_be_written_or_built(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    out = run_uid_check(tmp_path, "--as-any-uid", "--compile", XDG_CACHE_HOME=str(blocked / "x"), CC="false")
+    assert out.returncode == 1
+    assert f"FAIL XDG cache {blocked}/x" in out.stdout and "FAIL compile probe.c" in out.stdout
+    assert "ok   HOME" in out.stdout
+
+
+@pytest.mark.skipif(os.getuid() not in (0, 1000), reason="the refusal concerns uid 0 and 1000")
+def test_uid_check_refuses_the_uids_that_always_worked(tmp_path):
+    assert run_uid_check(tmp_path).returncode == 2

@@ -18,10 +18,11 @@ import pytest
 from app.errors import UserError
 from app.faults import ENV, EVAL_POINTS, TRACE_ENV, TRAIN_POINTS
 from app.launch.stages import eval_stage, run_name, train_stage
-from app.rundir.manifest import custody_problems
+from app.rundir.manifest import custody_problems, resume_record, trusted_resume
 from app.rundir.run_dir import RunDir, sha256_file
 from app.share.replay_check import VOLATILE, drop
 from app.spec.run_spec import load_spec
+from app.train.checkpoint import resume_pointer
 from tests.conftest import write_spec
 from tests.helpers import forked, killed
 
@@ -144,3 +145,31 @@ def test_kill_at_eval_point_then_resume_is_identical(world, point):
     assert run.stage_state("eval") == "complete" and custody_problems(run) == []
     assert sorted(p.name for p in run.path.rglob("*.tmp")) == []
     assert comparable(run.path, "eval") == comparable(world["ref"], "eval")
+
+
+def test_a_kill_in_the_middle_of_a_checkpoint_keeps_the_previous_one(world, tiny_model_dir, mini_gsm8k):
+    """Saves at steps 2 and 4; a kill after step 4's model state is written (its optimizer state not
+    yet) leaves step 2's checkpoint recorded and trusted, and the resume continues from it."""
+    root = world["root"] / "mid-save"
+    root.mkdir()
+    spec = load_spec(
+        write_spec(
+            root / "ms.json",
+            name="ms",
+            seed=0,
+            model={"id": str(tiny_model_dir)},
+            data={"source": str(mini_gsm8k), "train_size": 8, "eval_limit": 6},
+            train={"max_steps": 5, "lr": 1e-3, "micro_batch_size": 2, "grad_accum": 1, "save_every": 2},
+            eval={"backend": "hf", "max_new_tokens": 8, "batch_size": 4},
+        )
+    )
+    assert forked({}, lambda: train_stage(spec, root / "ref", progress=False)) == 0
+    assert killed({ENV: "resume:model:2"}, lambda: train_stage(spec, root / "runs", progress=False))
+    run = RunDir(root / "runs" / run_name(spec))
+    assert (run.path / "resume" / "step-000004.tmp" / "model.pt").is_file()  # the half-written one
+    assert not (run.path / "resume" / "step-000004.tmp" / "optimizer.pt").exists()
+    assert resume_record(run)["step"] == 2 and trusted_resume(run, resume_pointer(run), 1)
+    rerun(lambda: train_stage(spec, root / "runs", resume=True, progress=False))
+    metrics = json.loads((run.path / "train_metrics.json").read_text())
+    assert metrics["resumed_from_step"] == 2 and metrics["resume_save_s"] > 0  # step 4 saved again, timed
+    assert comparable(run.path, "train") == comparable(root / "ref" / run_name(spec), "train")

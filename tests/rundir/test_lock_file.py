@@ -56,6 +56,22 @@ def test_a_dead_nodes_lock_is_taken_over_when_slurm_has_forgotten_its_job(tmp_pa
     assert not (run.path / ".lock").exists()  # the lock is the file: gone with the holder
 
 
+def test_a_job_that_ended_minutes_ago_is_proven_gone_by_squeue_states_all(tmp_path, file_lock, capsys):
+    # Slurm 22.05, measured: for a job that ended less than MinJobAge ago plain `squeue -j` prints
+    # nothing and exits 0; only `--states=all` shows its end state (here and in make test-slurm).
+    script = file_lock / "squeue"
+    script.write_text('#!/bin/sh\ncase " $* " in *" --states=all "*) echo CANCELLED;; esac\nexit 0\n')
+    script.chmod(0o755)
+    run = stale(tmp_path)
+    run.lock()
+    assert f"pid {os.getpid()} " in (run.path / ".lock").read_text()
+    err = capsys.readouterr().err.strip()
+    assert err == f"warning: {run.path}/.lock: stale lock of {DEAD_NODE.strip()} taken over: " + (
+        "Slurm job 777 has ended (cancelled)"
+    )
+    run.unlock()
+
+
 def test_a_dead_nodes_lock_is_taken_over_when_sacct_says_its_job_ended(tmp_path, file_lock):
     fake(file_lock, "sacct", stdout="NODE_FAIL \\n")  # no squeue here: accounting answers
     run = stale(tmp_path)

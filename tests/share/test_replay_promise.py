@@ -90,3 +90,15 @@ def test_a_malformed_recorded_environment_promises_nothing_and_does_not_crash():
     now = current_machine(EPYC, "x86_64", (), "native", {}, True)
     for junk in ("text", {"gpus": 3, "numerics_profile": {"profile": "portable", "variables": [1]}}, {"cpu": None}):
         assert not promises(["train"], "vllm", {"train": recorded_machine(junk)}, now)["train"].promised
+
+
+def test_training_on_several_processes_is_not_promised_in_a_one_process_replay():
+    ddp = {**entry(EPYC, "native"), "runtime": {"world_size": 2}}
+    recorded = {"train": recorded_machine(ddp), "eval": recorded_machine(entry(EPYC, "native"))}
+    result = promises(["train", "eval"], "vllm", recorded, current_machine(EPYC, "x86_64", (), "native", {}, True))
+    assert not result["train"].promised and "trained on 2 processes, replayed on 1" in result["train"].reason
+    assert not result["eval"].promised  # it evaluates a checkpoint whose identity is not promised
+    one = {**entry(EPYC, "native"), "runtime": {"world_size": 1}}
+    assert promises(
+        ["train"], "vllm", {"train": recorded_machine(one)}, current_machine(EPYC, "x86_64", (), "native", {}, True)
+    )["train"].promised

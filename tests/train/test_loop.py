@@ -170,3 +170,11 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert all(math.isfinite(r["loss"]) for r in log)
     # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
     assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
+
+
+def test_device_cpu_trains_on_the_cpu_even_where_a_gpu_is_visible():
+    from app.train.loop import init_distributed
+
+    assert init_distributed("cpu") == (0, 1, torch.device("cpu"))
+    expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    assert init_distributed("auto")[2] == expected
