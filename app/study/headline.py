@@ -25,7 +25,7 @@ QUESTION = (
 PLAIN = (
     "Do the fixed recipes (B, C) answer more questions correctly than A at the larger sizes?",
     "Do B and C leave fewer answers unclosed or unparsable than the original recipe?",
-    "At the smallest sizes, does C do no worse than the original recipe?",
+    "At the smallest sizes, do B and C do no worse than the original recipe?",
 )
 
 
