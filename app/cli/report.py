@@ -25,6 +25,9 @@ def report(
     allow_mixed_machines: bool = typer.Option(
         False, "--allow-mixed-machines", help="report runs made on different CPU models / GPU kinds (flagged)"
     ),
+    effect: float = typer.Option(
+        0.10, "--effect", min=0.001, max=1.0, help="the change criteria 1-2 must have 80% power to show"
+    ),
 ) -> None:
     """Table, plots, success criteria and environments of many runs → report.md + report.html.
 
@@ -36,7 +39,16 @@ def report(
     with user_errors():
         check_out_dir(out)
         path = build_report(
-            run_dirs, out, title, allow_mixed_eval, margin, reference, allow_unverified, note, allow_mixed_machines
+            run_dirs,
+            out,
+            title,
+            allow_mixed_eval,
+            margin,
+            reference,
+            allow_unverified,
+            note,
+            allow_mixed_machines,
+            effect,
         )
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 

@@ -27,7 +27,7 @@ from app.eval.grading import RATE_BY_KEY, RATES
 from app.study.paired_stats import POWER_LEVEL, Paired, paired, power_better, power_no_worse
 
 ALPHA = 0.05
-EFFECT = 0.10  # the improvement a "better" check should be able to show: 10 points of the rate
+EFFECT = 0.10  # the change a "better" check should be able to show (`repro report --effect`): 10 points
 DEFAULT_MARGIN = 0.02  # δ of the non-inferiority check: 2 points of strict accuracy
 MET, SHOWN_NOT_MET, NOT_SHOWN, UNDECIDABLE = "met", "shown not met", "not shown", "cannot be decided at this size"
 VERDICT_WORDS = (MET, SHOWN_NOT_MET, NOT_SHOWN, UNDECIDABLE)
@@ -177,7 +177,11 @@ def _rule_better(what: str, effect: float) -> str:
 
 
 def evaluate_criteria(
-    runs: list[RunOutcome], sizes: list[int], fix_sizes: list[int], margin: float = DEFAULT_MARGIN, effect=EFFECT
+    runs: list[RunOutcome],
+    sizes: list[int],
+    fix_sizes: list[int],
+    margin: float = DEFAULT_MARGIN,
+    effect: float = EFFECT,
 ) -> list[dict]:
     """The report's three success criteria, each with its paired checks and an overall verdict."""
     large, small = fix_sizes[-2:], sizes[:2]

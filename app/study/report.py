@@ -32,7 +32,7 @@ from app.rundir.verify import REPORT_FILES, verify_reads, warn
 from app.spec.identity import RUN_PREFIX
 from app.spec.run_spec import load_spec
 from app.study.comparability import machine_mismatches, mismatches, mixed_machine_flag, training_mismatches
-from app.study.criteria import DEFAULT_MARGIN, RunOutcome, evaluate_criteria, extra_comparisons
+from app.study.criteria import DEFAULT_MARGIN, EFFECT, RunOutcome, evaluate_criteria, extra_comparisons
 from app.study.report_json import report_document
 
 
@@ -210,6 +210,7 @@ def build_report(
     allow_unverified: bool = False,
     note=warn,
     allow_mixed_machines: bool = False,
+    effect: float = EFFECT,
 ) -> Path:
     """Write report.md, report.html, report.json and the figures into `out`."""
     from app.study import render
@@ -224,8 +225,8 @@ def build_report(
     outcomes = [outcome(r) for r in runs if r.group != "decode"]
     trained = sorted({r.size for r in runs if r.size and r.group != "decode"})
     fix_sizes = sorted({r.size for r in runs if r.group == "A"}) or trained[-2:]  # C also runs at small sizes
-    criteria = evaluate_criteria(outcomes, trained, fix_sizes, margin)
-    extra = extra_comparisons(outcomes, fix_sizes) + decode_comparisons(runs)
+    criteria = evaluate_criteria(outcomes, trained, fix_sizes, margin, effect)
+    extra = extra_comparisons(outcomes, fix_sizes, effect) + decode_comparisons(runs, effect)
     flag_mixed_machines(runs, criteria + extra)
     env_rows, warnings = env_summary(runs)
     figures = render.figures(runs, reference)
@@ -251,9 +252,9 @@ def build_report(
     return out / "report.md"
 
 
-def decode_comparisons(runs: list[Run]) -> list[dict]:
+def decode_comparisons(runs: list[Run], effect: float = EFFECT) -> list[dict]:
     """Each decode arm against the run whose checkpoint it evaluates (same items, more new tokens)."""
-    from app.study.criteria import EFFECT, compare, extra_rule
+    from app.study.criteria import compare, extra_rule
 
     names = [r.spec.name for r in runs]
     by_ref = {r.spec.name: r for r in runs if names.count(r.spec.name) == 1} | {r.path.name: r for r in runs}
@@ -264,11 +265,11 @@ def decode_comparisons(runs: list[Run]) -> list[dict]:
             what = f"max_new_tokens {src.metrics['max_new_tokens']} → {r.metrics['max_new_tokens']}"
             a, b = outcome(src), outcome(r)
             label = f"{r.spec.name} vs {src.spec.name}"
-            checks.append(compare(f"{label}: strict accuracy, {what}", a, b, "strict_accuracy", True))
-            checks.append(compare(f"{label}: no parsable answer", a, b, "format_fail_rate", False))
+            checks.append(compare(f"{label}: strict accuracy, {what}", a, b, "strict_accuracy", True, effect))
+            checks.append(compare(f"{label}: no parsable answer", a, b, "format_fail_rate", False, effect))
     if not checks:
         return []
-    rule = extra_rule("decoding robustness: the same checkpoint with more new tokens", EFFECT)
+    rule = extra_rule("decoding robustness: the same checkpoint with more new tokens", effect)
     return [
         {
             "id": "decoding_robustness",

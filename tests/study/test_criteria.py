@@ -172,3 +172,11 @@ def test_committed_cpu_study_rate_by_rate():
     c = by["C vs orig at 128: unclosed rate"]
     assert c.value_b > c.value_a and c.p < 0.05 and c.verdict == SHOWN_NOT_MET
     assert c2["verdict"] == SHOWN_NOT_MET
+
+
+def test_the_stated_effect_decides_between_not_shown_and_cannot_be_decided():
+    """An even 15–15 split at 100 items: power for a 0.10 change is too low, for a 0.30 change it is not."""
+    a = acc("A", 1, range(15, 50))
+    b = acc("B", 1, list(range(30, 50)) + list(range(50, 65)))
+    assert compare("x", a, b, "strict_accuracy", True, 0.10).verdict == UNDECIDABLE
+    assert compare("x", a, b, "strict_accuracy", True, 0.30).verdict == NOT_SHOWN
