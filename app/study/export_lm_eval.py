@@ -25,6 +25,7 @@ from app.eval.evaluate import prompt_sha256, read_predictions
 from app.inputs.gsm8k import FULL_SIZES, HUB_DATASET, select_eval
 from app.inputs.prompts import Template, get_template, render_prompt
 from app.rundir.layout import (
+    CHECKPOINT_DIR,
     DATA_JSON,
     ENV_JSON,
     EVAL_METRICS_JSON,
@@ -189,7 +190,7 @@ def eval_times(run: Path) -> tuple[str, float | None]:
 def model_config(run: Path, spec: RunSpec, metrics: dict, env: dict) -> tuple[dict, dict]:
     """(results["config"], the EvaluationTracker's general config) for the evaluated model."""
     m, e = spec.model, spec.eval
-    pretrained = f"{run.name}/checkpoint" if spec.train is not None else m.id
+    pretrained = f"{run.name}/{CHECKPOINT_DIR}" if spec.train is not None else m.id
     args = f"pretrained={pretrained},dtype={m.dtype}" + (f",revision={m.revision}" if m.revision else "")
     backend = metrics.get("engine", {}).get("backend", e.backend)
     fp = latest_env(env, "eval")
