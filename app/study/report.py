@@ -169,26 +169,28 @@ def env_summary(runs: list[Run]) -> tuple[list[dict], list[str]]:
     return rows, warnings
 
 
+def refuse_or_note(lines: list[str], allowed: bool, refusal: str, note: str) -> list[str]:
+    """Refuse (exit 2, `refusal` then one line per difference) unless `allowed`, then each line with `note`."""
+    if lines and not allowed:
+        raise UserError(f"report: {refusal}:\n" + "\n".join(lines))
+    return [note.format(ln) for ln in lines]
+
+
 def comparability_warnings(runs: list[Run], allow_mixed_eval: bool) -> list[str]:
     """Refuse runs evaluated differently (one line each), or with `allow_mixed_eval` warn about them."""
-    lines = mismatches(runs)
-    if lines and not allow_mixed_eval:
-        raise UserError(
-            "report: these runs were not evaluated the same way (pass --allow-mixed-eval to report them "
-            "anyway):\n" + "\n".join(lines)
-        )
-    return [f"runs evaluated differently, compared anyway (--allow-mixed-eval): {ln}" for ln in lines]
+    refusal = "these runs were not evaluated the same way (pass --allow-mixed-eval to report them anyway)"
+    note = "runs evaluated differently, compared anyway (--allow-mixed-eval): {}"
+    return refuse_or_note(mismatches(runs), allow_mixed_eval, refusal, note)
 
 
 def machine_warnings(runs: list[Run], allow_mixed_machines: bool) -> list[str]:
     """Refuse runs made on different machines, or with `allow_mixed_machines` warn (and flag each affected line)."""
-    lines = machine_mismatches(runs)
-    if lines and not allow_mixed_machines:
-        raise UserError(
-            "report: these runs were made on different machines, whose numerics differ (pass "
-            "--allow-mixed-machines to report them anyway, each affected comparison flagged):\n" + "\n".join(lines)
-        )
-    return [f"{ln}; compared anyway (--allow-mixed-machines), each affected comparison flagged" for ln in lines]
+    refusal = (
+        "these runs were made on different machines, whose numerics differ (pass "
+        "--allow-mixed-machines to report them anyway, each affected comparison flagged)"
+    )
+    note = "{}; compared anyway (--allow-mixed-machines), each affected comparison flagged"
+    return refuse_or_note(machine_mismatches(runs), allow_mixed_machines, refusal, note)
 
 
 def flag_mixed_machines(runs: list[Run], sections: list[dict]) -> None:
