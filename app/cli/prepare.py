@@ -110,10 +110,16 @@ def matrix(
     out: Path = typer.Option(Path("specs"), "--out", help="directory for the specs"),
     model: str = typer.Option(None, "--model", help="model id (default: the plan's)"),
     cpu: bool = typer.Option(False, "--cpu", help="the scaled-down CPU study on smollm2-135m"),
+    seeds: int = typer.Option(
+        None, "--seeds", min=1, help="training seeds per criterion arm (orig/A/B/C); default: the plan's (GPU 1, CPU 3)"
+    ),
+    seed_sizes: str = typer.Option(
+        None, "--seed-sizes", help="comma-separated sizes that get the seeds (default: the plan's; GPU: every size)"
+    ),
 ) -> None:
-    """Write the study's specs: base, orig at every size, A/B/C at the fix sizes, LR sweep.
+    """Write the study's specs: base, orig at every size, A/B/C at the fix sizes, LR sweep, seed replicates.
 
-    Example: `repro matrix --cpu --out specs/cpu_study`
+    Example: `repro matrix --cpu --out specs/cpu_study`; `repro matrix --seeds 3 --seed-sizes 128,256`
     """
     from dataclasses import replace
 
@@ -123,8 +129,23 @@ def matrix(
     plan = CPU_PLAN if cpu else GPU_PLAN
     if model:
         plan = replace(plan, model=model)
+    if seeds:
+        plan = replace(plan, seeds=seeds)
+    if seed_sizes:
+        plan = replace(plan, seed_sizes=parse_sizes(seed_sizes, plan.sizes))
     for path in write_matrix(build(plan), out):
         typer.echo(f"wrote {path}")
+
+
+def parse_sizes(text: str, sizes: tuple) -> tuple:
+    """`--seed-sizes 128,full` as the plan's sizes; an unknown size is a one-line error."""
+    out = []
+    for part in text.split(","):
+        size = part.strip() if part.strip() == "full" else int(part) if part.strip().isdigit() else part.strip()
+        if size not in sizes:
+            raise typer.BadParameter(f"{part.strip()!r} is not a size of this study ({', '.join(map(str, sizes))})")
+        out.append(size)
+    return tuple(out)
 
 
 @app.command(rich_help_panel=PREPARE)

@@ -21,7 +21,7 @@ from app.inputs.prompts import answer_span_start, get_template, render_prompt, r
 from app.jsonfile import read_object
 from app.spec.identity import RUN_PREFIX, referenced_name
 from app.spec.run_spec import RunSpec, load_spec
-from app.train.sft_data import plan_steps
+from app.train.sft_data import plan_budget
 
 # Characters per token, measured with the SmolLM2 tokenizer on 1,000 GSM8K training rows (prompt
 # 157.8 tokens, target 100.6, answer span 9.3 on average). Tokenizers that split digits (Qwen2.5)
@@ -300,9 +300,10 @@ def train_estimate(spec: RunSpec, rows: list[Example], shape: Shape | None, gpu:
     full = [p + tg for p, tg, _ in lengths]
     batch = t.micro_batch_size * t.grad_accum
     group = batch * 8 if t.group_by_length else None
-    steps = plan_steps(full, batch, 0, group, t.epochs, t.max_steps, t.max_tokens)
+    budget = plan_budget(full, batch, t.micro_batch_size, 0, group, t.epochs, t.max_steps, t.max_tokens)
+    steps = budget.steps
     passes = steps * batch / len(full)  # epochs actually covered by the step budget
-    tokens = sum(full) * passes
+    tokens = budget.tokens or sum(full) * passes
     sup = sum(supervised(t.loss_mask, *x) for x in lengths) * passes
     out = {
         "train_examples": len(full),

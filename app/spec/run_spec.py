@@ -80,7 +80,7 @@ class TrainSpec(_Section):
 
     epochs: float | None = Field(None, gt=0, le=100, description="budget: passes over the training subset")
     max_steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="budget: optimizer steps")
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="budget: total non-pad training tokens")
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description="budget: non-pad tokens (to a micro-batch)")
     lr: float = Field(2e-5, gt=0, le=1e-2, description="peak learning rate (AdamW)")
     schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant, or linear warmup then cosine decay to min_lr_ratio × lr"

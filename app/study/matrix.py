@@ -54,6 +54,11 @@ class StudyPlan:
     device: str = "auto"  # the GPU study requires CUDA: it must never quietly train for days on the CPU
     # The GPU study fixes the examples per optimizer step, so 1 or 8 GPUs run one recipe (train.global_batch).
     fixed_global_batch: bool = False
+    numerics: str = "native"  # the CPU study uses the portable profile, so its bytes are not one CPU's
+    # Training-seed replicates: `seeds` runs (seed and subset order 0..seeds-1) of each criterion arm
+    # (orig, A, B, C) at `seed_sizes` (None: every size a criterion reads), so verdicts are about recipes.
+    seeds: int = 1
+    seed_sizes: tuple | None = None
 
 
 # GPU budget_tokens is an estimate (7473 rows × 257 tokens, the mean measured with SmolLM2's tokenizer);
@@ -89,6 +94,9 @@ CPU_PLAN = StudyPlan(
     budget_tokens=34146,
     decode_of=(("P", 128),),
     decode_max_new_tokens=384,
+    numerics="portable",
+    seeds=3,
+    seed_sizes=(128,),
 )
 BUDGET_GROUPS = ("steps", "tokens")
 
@@ -139,6 +147,7 @@ def make_spec(plan: StudyPlan, group: str, size, lr: float | None = None) -> Run
             "seed": 0,
             "group": group,
             "device": plan.device,
+            "numerics": plan.numerics,
             "model": {"id": plan.model, "dtype": plan.dtype},
             "data": {
                 "source": plan.data_source,
@@ -176,7 +185,24 @@ def matrix(plan: StudyPlan) -> list[RunSpec]:
     specs += [make_spec(plan, "P", s) for s in plan.fix_sizes]
     specs += [make_spec(plan, g, s) for g in BUDGET_GROUPS for s in plan.sizes[:-1]]
     specs += [decode_spec(plan, make_spec(plan, g, s)) for g, s in plan.decode_of]
-    return specs
+    return specs + replicates(plan, specs)
+
+
+SEED_GROUPS = ("orig", "A", "B", "C")  # the arms the three criteria compare
+
+
+def replicates(plan: StudyPlan, specs: list[RunSpec]) -> list[RunSpec]:
+    """Seeds 1..plan.seeds-1 of every criterion arm at the seed sizes (seed 0 is the arm itself)."""
+    sizes = plan.seed_sizes if plan.seed_sizes is not None else plan.sizes
+    arms = [s for s in specs if s.group in SEED_GROUPS and s.data.train_size in sizes]
+    return [replicate(spec, k) for spec in arms for k in range(1, plan.seeds)]
+
+
+def replicate(spec: RunSpec, k: int) -> RunSpec:
+    """The same recipe with training seed k and subset order k (a different nested subset per seed)."""
+    raw = spec.model_dump(mode="json")
+    raw["name"], raw["seed"], raw["data"]["subset_seed"] = f"{spec.name}_seed{k}", k, k
+    return RunSpec.model_validate(raw)
 
 
 def base_spec(plan: StudyPlan) -> RunSpec:
@@ -187,6 +213,7 @@ def base_spec(plan: StudyPlan) -> RunSpec:
             "seed": 0,
             "group": "base",
             "device": plan.device,
+            "numerics": plan.numerics,
             "model": {"id": plan.model, "dtype": plan.dtype},
             "data": {"source": plan.data_source, "eval_split": "test", "eval_limit": plan.eval_limit},
             "eval": {"backend": plan.eval_backend, "max_new_tokens": plan.max_new_tokens},

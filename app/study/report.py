@@ -100,16 +100,24 @@ def sort_key(run: Run) -> tuple:
     return (group, run.size, run.spec.train.lr if run.spec.train else 0.0)
 
 
+def budget_label(t, train_metrics: dict | None) -> str:
+    """Epochs, steps, or a token budget with the tokens it realized beside the target."""
+    if t is None:
+        return "-"
+    if t.epochs:
+        return f"{t.epochs:g} ep"
+    if t.max_steps:
+        return f"{t.max_steps} steps"
+    trained = (train_metrics or {}).get("tokens_trained")
+    return f"{t.max_tokens} tok" + (f" ({trained} trained)" if trained is not None else "")
+
+
 def table_rows(runs: list[Run]) -> list[dict]:
     """One row per run, like the original report's table."""
     rows = []
     for r in sorted(runs, key=sort_key):
         t, m = r.spec.train, r.metrics
-        budget = (
-            "-"
-            if t is None
-            else (f"{t.epochs:g} ep" if t.epochs else f"{t.max_steps} steps" if t.max_steps else f"{t.max_tokens} tok")
-        )
+        budget = budget_label(t, r.train_metrics)
         lo, hi = m["strict_ci95"]
         rows.append(
             {

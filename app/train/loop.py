@@ -27,7 +27,7 @@ from app.rundir.layout import CHECKPOINT_DIR, TRAIN_LOG_JSONL
 from app.rundir.run_dir import RunDir, append_bytes
 from app.train.checkpoint import SaveClock, cut_log, load_resume, pad_id, save_checkpoint, save_resume, unwrap
 from app.train.schedule import lr_at, warmup_steps
-from app.train.sft_data import IGNORE, Encoded, collate, plan_steps, stream_slice
+from app.train.sft_data import IGNORE, Encoded, collate, plan_budget, stream_slice
 
 GROUP_FACTOR = 8  # length grouping sorts within chunks of 8 global batches
 
@@ -69,12 +69,22 @@ def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: 
 
 
 def step_items(
-    lengths: list[int], seed: int, step: int, micro: int, accum: int, world: int, rank: int, group: int | None
+    lengths: list[int],
+    seed: int,
+    step: int,
+    micro: int,
+    accum: int,
+    world: int,
+    rank: int,
+    group: int | None,
+    n_windows: int | None = None,
 ) -> tuple[list[list[int]], list[int]]:
-    """This rank's micro-batches for `step`, and every item in the step (for global counts)."""
-    global_batch = micro * accum * world
-    items = stream_slice(lengths, seed, step * global_batch, global_batch, group)
-    windows = [items[j * micro * world : (j + 1) * micro * world] for j in range(accum)]
+    """This rank's micro-batches for `step`, and every item in the step (for global counts).
+
+    `n_windows` < accum: a token budget's last step, which trains only its first windows."""
+    global_batch, n_windows = micro * accum * world, n_windows or accum
+    items = stream_slice(lengths, seed, step * global_batch, n_windows * micro * world, group)
+    windows = [items[j * micro * world : (j + 1) * micro * world] for j in range(n_windows)]
     return [w[rank * micro : (rank + 1) * micro] for w in windows], items
 
 
@@ -231,7 +241,9 @@ def run_training(
     lengths = [len(e.input_ids) for e in examples]
     global_batch = opts.micro_batch_size * accum * world
     group = global_batch * GROUP_FACTOR if opts.group_by_length else None
-    total_steps = plan_steps(lengths, global_batch, seed, group, opts.epochs, opts.max_steps, opts.max_tokens)
+    window = opts.micro_batch_size * world
+    budget = plan_budget(lengths, global_batch, window, seed, group, opts.epochs, opts.max_steps, opts.max_tokens)
+    total_steps = budget.steps
     start, log_bytes = load_resume(run, model, optimizer, world) if resume else (0, 0)
     log_path = run.file(TRAIN_LOG_JSONL)
     if rank == 0:
@@ -246,7 +258,10 @@ def run_training(
         lr_now = lr_at(step, total_steps, opts.lr, opts.schedule, opts.warmup_ratio, opts.min_lr_ratio)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr_now
-        micro_batches, items = step_items(lengths, seed, step, opts.micro_batch_size, accum, world, rank, group)
+        n_windows = budget.windows(step, accum)
+        micro_batches, items = step_items(
+            lengths, seed, step, opts.micro_batch_size, accum, world, rank, group, n_windows
+        )
         n_window = sum(examples[i].n_supervised for i in items)
         loss = accumulate(model, examples, micro_batches, n_window, pad_id(tokenizer), where, opts.dtype, world)
         grad_norm = optimizer_step(model, optimizer, opts.max_grad_norm)
@@ -256,7 +271,7 @@ def run_training(
         sum_tokens += tokens
         record = step_record(
             step,
-            (step + 1) * global_batch / len(examples),
+            (step * global_batch + len(items)) / len(examples),
             lr_now,
             loss,
             grad_norm,
@@ -285,6 +300,7 @@ def run_training(
         "warmup_steps": warmup_steps(total_steps, opts.warmup_ratio),
         "resumed_from_step": start,
         "global_batch": global_batch,
+        **({"budget_tokens": opts.max_tokens, "last_step_windows": budget.last_windows} if opts.max_tokens else {}),
         "world_size": world,
         "examples": len(examples),
         "wall_s": wall,

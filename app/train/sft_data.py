@@ -151,37 +151,62 @@ def stream_slice(lengths: list[int], seed: int, start: int, count: int, group: i
     return out
 
 
-def plan_steps(
+@dataclass(frozen=True)
+class Budget:
+    """The optimizer steps a budget takes; a token budget may end on a partial step."""
+
+    steps: int
+    last_windows: int | None = None  # micro-batch windows in the last step; None: all of them
+    tokens: int | None = None  # tokens trained, for a token budget (the realized figure beside the target)
+
+    def windows(self, step: int, per_step: int) -> int:
+        """Micro-batch windows (micro_batch_size × world examples each) that `step` trains."""
+        return self.last_windows if self.last_windows and step == self.steps - 1 else per_step
+
+
+def plan_budget(
     lengths: list[int],
     global_batch: int,
+    window: int,
     seed: int,
     group: int | None,
     epochs: float | None,
     max_steps: int | None,
     max_tokens: int | None,
-) -> int:
-    """Optimizer steps for the budget: ceil(epochs × n / batch), a step count, or a token budget."""
+) -> Budget:
+    """Steps for the budget: ceil(epochs × n / batch), a step count, or a token budget (`token_budget`)."""
     if max_steps is not None:
-        return max_steps
+        return Budget(max_steps)
     if epochs is not None:
-        return max(1, -(-round(epochs * len(lengths)) // global_batch))
+        return Budget(max(1, -(-round(epochs * len(lengths)) // global_batch)))
     assert max_tokens is not None
-    return token_budget_steps(lengths, global_batch, seed, group, max_tokens)
+    return token_budget(lengths, global_batch, window, seed, group, max_tokens)
 
 
-def token_budget_steps(lengths: list[int], global_batch: int, seed: int, group: int | None, max_tokens: int) -> int:
-    """Steps until the stream's tokens reach `max_tokens` (the step that crosses it counts).
+def token_budget(
+    lengths: list[int], global_batch: int, window: int, seed: int, group: int | None, max_tokens: int
+) -> Budget:
+    """The stream cut at the whole window (`window` examples: micro_batch_size × world) whose running
+    token count is nearest `max_tokens` (a tie goes to the larger), so the realized count misses the
+    target by at most half a window; the last step then trains only its first windows.
 
     One pass over the stream with each epoch's order built once, so the cost is the number of
     examples trained, not steps x subset size (`repro plan` of a large budget must not hang)."""
     if not lengths or not any(lengths):
         raise UserError("train.max_tokens: no training tokens to count (every example was dropped)")
-    seen = steps = in_batch = 0
+    per_step = global_batch // window
+    seen = before = windows = in_window = 0
     for epoch in itertools.count():
         for i in epoch_order(lengths, seed, epoch, group):
-            seen, in_batch = seen + lengths[i], in_batch + 1
-            if in_batch == global_batch:
-                steps, in_batch = steps + 1, 0
-                if seen >= max_tokens:
-                    return steps
+            seen, in_window = seen + lengths[i], in_window + 1
+            if in_window < window:
+                continue
+            windows, in_window = windows + 1, 0
+            if seen >= max_tokens:
+                if windows > 1 and max_tokens - before < seen - max_tokens:
+                    windows, seen = windows - 1, before
+                steps = -(-windows // per_step)
+                last = windows - (steps - 1) * per_step
+                return Budget(steps, None if last == per_step else last, seen)
+            before = seen
     raise AssertionError("unreachable")

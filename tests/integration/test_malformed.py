@@ -89,25 +89,32 @@ def test_plan_refuses_an_unplannable_budget_at_once(tmp_path):
     assert MAX_TOKENS == 10**9
 
 
-def test_token_budget_steps_match_the_step_by_step_walk():
-    """plan/train's token budget, now one pass over the stream, counts exactly the steps it did."""
+def test_token_budget_matches_the_window_by_window_walk():
+    """plan/train's token budget, one pass over the stream, equals a walk window by window that keeps
+    the window count whose running tokens are nearest the target."""
     import random
 
-    from app.train.sft_data import plan_steps, stream_slice
+    from app.train.sft_data import plan_budget, stream_slice
 
-    def walk(lengths, batch, seed, group, budget):
-        seen, pos = 0, 0
-        while seen < budget:
-            seen += sum(lengths[i] for i in stream_slice(lengths, seed, pos, batch, group))
-            pos += batch
-        return pos // batch
+    def walk(lengths, window, seed, group, budget):
+        totals, pos = [0], 0
+        while totals[-1] < budget:
+            totals.append(totals[-1] + sum(lengths[i] for i in stream_slice(lengths, seed, pos, window, group)))
+            pos += window
+        over, under = totals[-1], totals[-2]
+        nearer_under = len(totals) > 2 and budget - under < over - budget
+        return (len(totals) - 2, under) if nearer_under else (len(totals) - 1, over)
 
     rng = random.Random(19)
     for _ in range(200):
         lengths = [rng.randint(1, 60) for _ in range(rng.randint(1, 30))]
-        batch, seed, budget = rng.randint(1, 9), rng.randint(0, 4), rng.randint(1, 4000)
+        window, per_step = rng.randint(1, 4), rng.randint(1, 3)
+        batch, seed, budget = window * per_step, rng.randint(0, 4), rng.randint(1, 4000)
         group = rng.choice([None, 3, batch * 2])
-        assert plan_steps(lengths, batch, seed, group, None, None, budget) == walk(lengths, batch, seed, group, budget)
+        got = plan_budget(lengths, batch, window, seed, group, None, None, budget)
+        windows, tokens = walk(lengths, window, seed, group, budget)
+        assert got.tokens == tokens
+        assert (got.steps - 1) * per_step + (got.last_windows or per_step) == windows
 
 
 # --- run files ---------------------------------------------------------------------------------

@@ -165,7 +165,9 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     run = train_stage(spec, tmp_path, progress=False)
     metrics = json.loads(run.file("train_metrics.json").read_text())
     log = [json.loads(ln) for ln in run.file("train_log.jsonl").read_text().splitlines()]
-    assert metrics["tokens_trained"] >= 3000 and metrics["tokens_trained"] - log[-1]["tokens"] < 3000
+    # cut at the whole micro-batch nearest the target: off by at most half of one (≤ micro × 200 tokens)
+    assert metrics["budget_tokens"] == 3000 and sum(r["tokens"] for r in log) == metrics["tokens_trained"]
+    assert abs(metrics["tokens_trained"] - 3000) <= spec.train.micro_batch_size * 200 / 2
     assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
     assert all(math.isfinite(r["loss"]) for r in log)
     # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak

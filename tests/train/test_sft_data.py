@@ -9,12 +9,13 @@ from app.spec.run_spec import TrainSpec
 from app.train.sft_data import (
     IGNORE,
     MASK_MODES,
+    Budget,
     Encoded,
     apply_length_limit,
     collate,
     encode_example,
     epoch_order,
-    plan_steps,
+    plan_budget,
     stream_slice,
 )
 
@@ -111,9 +112,22 @@ def test_length_grouping_sorts_within_chunks():
     assert sorted(order) == list(range(8))
 
 
-def test_plan_steps_budgets():
+def test_plan_budget_budgets():
     lengths = [10] * 20
-    assert plan_steps(lengths, 8, 0, None, epochs=1, max_steps=None, max_tokens=None) == 3
-    assert plan_steps(lengths, 4, 0, None, epochs=3, max_steps=None, max_tokens=None) == 15
-    assert plan_steps(lengths, 4, 0, None, epochs=None, max_steps=7, max_tokens=None) == 7
-    assert plan_steps(lengths, 4, 0, None, epochs=None, max_steps=None, max_tokens=100) == 3
+    assert plan_budget(lengths, 8, 4, 0, None, epochs=1, max_steps=None, max_tokens=None) == Budget(3)
+    assert plan_budget(lengths, 4, 4, 0, None, epochs=3, max_steps=None, max_tokens=None) == Budget(15)
+    assert plan_budget(lengths, 4, 4, 0, None, epochs=None, max_steps=7, max_tokens=None) == Budget(7)
+    # 100 tokens = 10 examples: two whole steps of 4 and one window of 2 in a third step
+    assert plan_budget(lengths, 4, 2, 0, None, epochs=None, max_steps=None, max_tokens=100) == Budget(3, 1, 100)
+
+
+def test_token_budget_cuts_at_the_nearest_window():
+    """The realized count misses the target by at most half a window, never by most of a step."""
+    lengths = [10] * 20
+    # windows of 3 examples (30 tokens); 100 tokens: 90 (3 windows) is nearer than 120 (4)
+    assert plan_budget(lengths, 6, 3, 0, None, None, None, 100) == Budget(2, 1, 90)
+    # 106: 120 is nearer than 90
+    assert plan_budget(lengths, 6, 3, 0, None, None, None, 106) == Budget(2, None, 120)
+    # a tie (105: 15 either way) goes to the larger; a target below one window still trains one
+    assert plan_budget(lengths, 6, 3, 0, None, None, None, 105) == Budget(2, None, 120)
+    assert plan_budget(lengths, 6, 3, 0, None, None, None, 1) == Budget(1, 1, 30)
