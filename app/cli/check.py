@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from app.cli.common import CHECK, TRUST, UNVERIFIED, Stage, app, echo_lines, note, run_arg, user_errors
+from app.errors import UserError
 
 
 @app.command(rich_help_panel=CHECK)
@@ -56,8 +57,9 @@ def rescore(
 
 @app.command(rich_help_panel=CHECK)
 def compare(
-    run_a: Path = typer.Argument(..., callback=run_arg, metavar="RUN_A"),
-    run_b: Path = typer.Argument(..., callback=run_arg, metavar="RUN_B"),
+    runs: list[Path] = typer.Argument(
+        ..., callback=run_arg, metavar="RUN_A RUN_B | RUNS...", help="two runs, or two arms' seed replicates"
+    ),
     as_json: bool = typer.Option(False, "--json"),
     allow_unverified: bool = UNVERIFIED,
     allow_mixed: bool = typer.Option(
@@ -65,14 +67,19 @@ def compare(
     ),
 ) -> None:
     """Paired comparison (B - A) of strict and diagnostic accuracy and every rate, on the items both runs
-    evaluated: exact McNemar p and the Bonett–Price interval, as the report computes them.
+    evaluated: exact McNemar p and the Bonett–Price interval, as the report computes them. Given more
+    than two run directories of two recipes with k ≥ 2 training seeds each (A: the first one's recipe),
+    the items × seeds t test over the paired seeds, as the report computes it.
 
-    Example: `repro compare runs/cpu_orig_128 runs/cpu_B_128`
+    Example: `repro compare runs/cpu_orig_128 runs/cpu_B_128`; `repro compare runs/cpu_orig_128* runs/cpu_B_128*`
     """
-    from app.study.compare import compare_lines, compare_runs
+    from app.study.compare import compare_arms, compare_lines, split_arms
 
     with user_errors():
-        out = compare_runs(run_a, run_b, allow_unverified, note, allow_mixed)
+        if len(runs) < 2:
+            raise UserError("compare: give two runs (or the seed replicates of two arms)")
+        paths_a, paths_b = split_arms(runs, note, allow_unverified)
+        out = compare_arms(paths_a, paths_b, allow_unverified, note, allow_mixed)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
     else:

@@ -78,6 +78,11 @@ def plan(
     discordance: float = typer.Option(
         None, "--discordance", min=0.001, max=1.0, help="share of questions two runs differ on (default: CPU study's)"
     ),
+    seeds: int = typer.Option(None, "--seeds", min=1, help="training seeds per arm (default: the planned specs')"),
+    seed_sd: float = typer.Option(None, "--seed-sd", min=0.0, max=0.5, help="τ: seed-to-seed SD of an arm's metric"),
+    item_share: float = typer.Option(
+        None, "--item-share", min=0.0, max=1.0, help="ρ: share of per-question variance the same on every seed"
+    ),
 ) -> None:
     """Before running: examples, steps, tokens, FLOPs, peak memory, eval tokens and GPU-hours per spec, then
     per criterion the smallest effect (or margin) its paired checks show with 80% power at the planned n.
@@ -85,14 +90,16 @@ def plan(
     Example: `repro plan specs/*.json --gpu h100`
     """
     from app.launch.plan import assumptions, estimate, spec_set, table, totals, warnings
-    from app.study.power_plan import planned_n, power_rows, power_table
+    from app.study.power_plan import ITEM_SHARE, SEED_SD, planned_n, planned_seeds, power_rows, power_table
 
     with user_errors():
         loaded = [(p, load_spec(p)) for p in specs]
         named = spec_set(loaded)
         rows = [estimate(spec, gpu, named) for _, spec in loaded]
         notes = assumptions(gpu)
-        power = power_rows(planned_n([s for _, s in loaded], rows), discordance)
+        k = seeds or planned_seeds([s for _, s in loaded])
+        tau, rho = SEED_SD if seed_sd is None else seed_sd, ITEM_SHARE if item_share is None else item_share
+        power = power_rows(planned_n([s for _, s in loaded], rows), discordance, k, tau, rho)
     for line in warnings(rows):
         note(line)
     if as_json:

@@ -14,6 +14,11 @@ Verdict words (docs/study.md, "The study"), per check:
   accuracy and its 95% Bonett–Price interval: `met` iff the lower bound > −δ, `shown not met` iff the
   upper bound < −δ; otherwise `cannot be decided at this size` when two truly equal runs would be shown
   "no worse" with power below POWER_LEVEL at this n and discordance, else `not shown`.
+- Seeds: where both arms of a check have k ≥ 2 paired training seeds (seed s of each shares its data
+  subset and order), the check is the items × seeds t test of paired_stats.seed_paired (mean over seeds
+  and questions; seeds and questions crossed random effects), its power Φ(effect/se − t₀.₉₇₅,df) at the
+  observed standard error; the same words and thresholds apply. With one seed the check is about two
+  checkpoints, not two recipes, and says so (`seeds` = 1).
 - A criterion needs all its checks (an intersection–union test: each check at α, no correction inside
   it): met iff every check is met; shown not met if any is; else cannot be decided if any check cannot
   be; else not shown. No correction across the three criteria: each answers its own question.
@@ -24,7 +29,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.eval.grading import RATE_BY_KEY, RATES
-from app.study.paired_stats import POWER_LEVEL, Paired, paired, power_better, power_no_worse
+from app.study.paired_stats import (
+    POWER_LEVEL,
+    Paired,
+    paired,
+    power_better,
+    power_no_worse,
+    seed_paired,
+    seed_power_better,
+    seed_power_no_worse,
+)
 
 ALPHA = 0.05
 EFFECT = 0.10  # the change a "better" check should be able to show (`repro report --effect`): 10 points
@@ -43,6 +57,7 @@ class RunOutcome:
     group: str
     size: int  # "full" is stored as the number of training rows
     status: dict[str, str]  # item id → status
+    seed: int = 0  # the training seed (with its subset order): replicates of one arm differ only here
 
     def indicator(self, metric: str) -> dict[str, bool]:
         """Per item: strict_accuracy → correct; a rate key of app/eval/grading.RATES → the item counts in it."""
@@ -71,6 +86,10 @@ class Check:
     power: float | None = None  # power for the stated effect (or margin) at this n and discordance
     effect: float | None = None  # the stated effect (better checks) or margin δ (no-worse checks)
     flag: str | None = None  # e.g. the two runs were made on different machines (set by the report)
+    seeds: int = 1  # paired training seeds per arm; 1: a verdict about two checkpoints, not two recipes
+    seed_diffs: list[float] = field(default_factory=list)  # candidate − baseline per seed (k ≥ 2)
+    se: float | None = None  # the items × seeds standard error of the difference (k ≥ 2)
+    df: float | None = None  # its Satterthwaite degrees of freedom
 
 
 LABELS = {"strict_accuracy": "strict accuracy", **{r.key: f"{r.label} rate" for r in RATES}}
@@ -115,9 +134,13 @@ def compare(
 
 def better_verdict(pr: Paired, higher_is_better: bool, power: float) -> str:
     """Shown either way at α, else undecidable (power below POWER_LEVEL) or not shown."""
-    if pr.p < ALPHA and pr.only_a != pr.only_b:
-        improved = (pr.only_b > pr.only_a) == higher_is_better
-        return MET if improved else SHOWN_NOT_MET
+    return decide(pr.p, pr.only_b - pr.only_a, higher_is_better, power)
+
+
+def decide(p: float, diff: float, higher_is_better: bool, power: float) -> str:
+    """Met / shown not met when p < α (by the sign of the difference), else by power."""
+    if p < ALPHA and diff != 0:
+        return MET if (diff > 0) == higher_is_better else SHOWN_NOT_MET
     return UNDECIDABLE if power < POWER_LEVEL else NOT_SHOWN
 
 
@@ -127,13 +150,52 @@ def no_worse(label: str, a: RunOutcome, b: RunOutcome, margin: float) -> Check:
     if check.ci is None:
         return check
     check.power = power_no_worse(check.n, check.discordant / check.n, margin)
-    if check.ci[0] > -margin:
-        check.verdict = MET
-    elif check.ci[1] < -margin:
-        check.verdict = SHOWN_NOT_MET
-    else:
-        check.verdict = UNDECIDABLE if check.power < POWER_LEVEL else NOT_SHOWN
+    check.verdict = margin_verdict(check.ci, margin, check.power)
     return check
+
+
+def names(runs: list[RunOutcome]) -> str:
+    return ", ".join(r.name for r in runs)
+
+
+def compare_seeds(
+    label: str, a: list[RunOutcome], b: list[RunOutcome], metric: str, higher_is_better: bool, effect: float = EFFECT
+) -> Check:
+    """The items × seeds "better" check of two arms with the same k ≥ 2 seeds (a[s], b[s] paired)."""
+    ids = sorted(set.intersection(*(set(r.status) for r in a + b)))
+    if not ids:
+        return missing(label, a[0], b[0], metric, effect)
+    sp = seed_paired(
+        [[r.indicator(metric)[i] for i in ids] for r in a], [[r.indicator(metric)[i] for i in ids] for r in b]
+    )
+    check = Check(label, UNDECIDABLE, sp.n, names(a), names(b), sp.value_a, sp.value_b, sp.p, sp.ci)
+    check.discordant, check.metric, check.effect = round(sp.discordance * sp.n), metric, effect
+    check.seeds, check.seed_diffs = sp.k, [round(x, 6) for x in sp.seed_diffs]
+    per_seed = [rate_changes(ra, rb, ids) for ra, rb in zip(a, b)]
+    check.rates = {key: tuple(sum(r[key][j] for r in per_seed) / sp.k for j in (0, 1)) for key in per_seed[0]}
+    check.power = seed_power_better(sp.se, sp.df, effect)
+    check.verdict = decide(sp.p, sp.diff, higher_is_better, check.power)
+    check.se, check.df = sp.se, sp.df
+    return check
+
+
+def no_worse_seeds(label: str, a: list[RunOutcome], b: list[RunOutcome], margin: float) -> Check:
+    """Items × seeds non-inferiority: the t interval of the mean difference against −δ."""
+    check = compare_seeds(label, a, b, "strict_accuracy", True, margin)
+    if check.ci is None:
+        return check
+    check.power = seed_power_no_worse(check.se, check.df, margin)
+    check.verdict = margin_verdict(check.ci, margin, check.power)
+    return check
+
+
+def margin_verdict(ci: tuple[float, float], margin: float, power: float) -> str:
+    """Met iff the interval lies above −δ, shown not met iff below it; else by power."""
+    if ci[0] > -margin:
+        return MET
+    if ci[1] < -margin:
+        return SHOWN_NOT_MET
+    return UNDECIDABLE if power < POWER_LEVEL else NOT_SHOWN
 
 
 def overall(checks: list[Check]) -> str:
@@ -150,21 +212,47 @@ def overall(checks: list[Check]) -> str:
 
 
 def find(runs: list[RunOutcome], group: str, size: int) -> RunOutcome | None:
-    return next((r for r in runs if r.group == group and r.size == size), None)
+    """The arm's run of the lowest seed (seed 0: the one every arm has)."""
+    found = replicas(runs, group, size)
+    return found[0] if found else None
+
+
+def replicas(runs: list[RunOutcome], group: str, size: int) -> list[RunOutcome]:
+    """Every seed of one arm, by seed."""
+    return sorted((r for r in runs if r.group == group and r.size == size), key=lambda r: r.seed)
+
+
+def paired_seeds(a: list[RunOutcome], b: list[RunOutcome]) -> tuple[list[RunOutcome], list[RunOutcome]]:
+    """The seeds both arms have, each arm's runs in that order (seed s pairs with seed s)."""
+    common = sorted({r.seed for r in a} & {r.seed for r in b})
+    pick = lambda runs: [next(r for r in runs if r.seed == s) for s in common]  # noqa: E731
+    return pick(a), pick(b)
 
 
 def pair_checks(runs, pairs, metric: str, make, effect: float) -> list[Check]:
-    """One check per (baseline group, candidate group, size); a missing run cannot be decided."""
+    """One check per (baseline group, candidate group, size); a missing run cannot be decided.
+
+    `make(label, a_runs, b_runs)` gets the paired seeds of both arms (one run each with one seed)."""
     checks = []
     for ga, gb, size in pairs:
-        a, b = find(runs, ga, size), find(runs, gb, size)
+        a, b = paired_seeds(replicas(runs, ga, size), replicas(runs, gb, size))
         label = f"{gb} vs {ga} at {size}: {LABELS[metric]}"
-        checks.append(missing(label, a, b, metric, effect) if a is None or b is None else make(label, a, b))
+        if not a:
+            checks.append(missing(label, find(runs, ga, size), find(runs, gb, size), metric, effect))
+        else:
+            checks.append(make(label, a, b))
     return checks
 
 
 def better(metric: str, higher_is_better: bool, effect: float):
-    return lambda label, a, b: compare(label, a, b, metric, higher_is_better, effect)
+    """A "better" check: one pair of checkpoints (exact McNemar), or items × seeds for k ≥ 2."""
+
+    def make(label: str, a: list[RunOutcome], b: list[RunOutcome]) -> Check:
+        if len(a) == 1:
+            return compare(label, a[0], b[0], metric, higher_is_better, effect)
+        return compare_seeds(label, a, b, metric, higher_is_better, effect)
+
+    return make
 
 
 def _rule_better(what: str, effect: float) -> str:
@@ -192,9 +280,12 @@ def evaluate_criteria(
         for g in ("B", "C"):
             for metric in ("unclosed_rate", "unparsable_rate"):
                 c2 += pair_checks(runs, [("orig", g, s)], metric, better(metric, False, effect), effect)
-    nw = lambda la, a, b: no_worse(la, a, b, margin)  # noqa: E731
+
+    def nw(label: str, a: list[RunOutcome], b: list[RunOutcome]) -> Check:
+        return no_worse(label, a[0], b[0], margin) if len(a) == 1 else no_worse_seeds(label, a, b, margin)
+
     c3 = pair_checks(runs, [("orig", g, s) for s in small for g in ("B", "C")], "strict_accuracy", nw, margin)
-    return [
+    criteria = [
         {
             "id": "criterion_1",
             "criterion": f"B and C clearly beat A at {', '.join(map(str, large))}",
@@ -226,6 +317,23 @@ def evaluate_criteria(
             "verdict": overall(c3),
         },
     ]
+    return [c | {"scope": scope(c["checks"])} for c in criteria]
+
+
+def scope(checks: list[Check]) -> str:
+    """What a criterion's verdict is about: recipes (seeds × items) or single checkpoints."""
+    seeds = sorted({c.seeds for c in checks if c.n})
+    if not seeds:
+        return "no runs"
+    if seeds == [1]:
+        return "one training seed per arm: a verdict about these checkpoints (seed 0), not about the recipes"
+    if len(seeds) == 1:
+        return f"{seeds[0]} training seeds per arm: a verdict about the recipes (items × seeds)"
+    multi = sorted({c.label.split(":")[0] for c in checks if c.seeds > 1})
+    return (
+        f"{'/'.join(map(str, seeds))} training seeds: {', '.join(multi)} about the recipes (items × seeds); "
+        "the other checks about single checkpoints (seed 0)"
+    )
 
 
 def extra_rule(what: str, effect: float) -> str:

@@ -70,9 +70,11 @@ def check_line(check) -> str:
     if not _get(check, "n"):
         return f"{_get(check, 'label')}: a run is missing"
     va, vb, power = _get(check, "value_a"), _get(check, "value_b"), _get(check, "power")
+    seeds, n = _get(check, "seeds"), _get(check, "n")
+    spread = f"{seeds} seeds × {n} items" if seeds > 1 else f"{_get(check, 'discordant')} of {n} differ"
     return (
         f"{_get(check, 'label')}: {va:.3f} → {vb:.3f} ({_signed(vb - va)}, {_ci(_get(check, 'ci'))}); "
-        f"{_get(check, 'discordant')} of {_get(check, 'n')} differ; p = {_get(check, 'p'):.2g}; "
+        f"{spread}; p = {_get(check, 'p'):.2g}; "
         f"power {power:.0%} for {_get(check, 'effect'):g}"
         + (f" (⚠ {_get(check, 'flag')})" if _get(check, "flag") else "")
     )
@@ -107,6 +109,7 @@ def headline(doc: dict) -> list[dict]:
                 "criterion": c["criterion"],
                 "verdict": c["verdict"],
                 "why": why(c),
+                "scope": c.get("scope", ""),
                 "numbers": [(_get(k, "verdict"), check_line(k)) for k in c["checks"]],
             }
         )

@@ -10,6 +10,15 @@ difference, so every function here works on the discordant counts:
 - power: exact, summing over the binomial number of discordant questions (n, rate d) and the
   binomial split of those (1/2 + Δ/(2d) on the candidate's side), for the test above ("better") or
   for the interval's bound against a margin ("no worse").
+
+With k ≥ 2 training seeds per arm (seed s of both arms shares its data subset and order, so seeds
+pair), the unit is the recipe, not one checkpoint: `seed_paired` takes the k × n table of paired
+differences D[s, i] = b − a and treats seeds and questions as crossed random effects (the two-way
+random-effects ANOVA without replication; Owen 2007 "The pigeonhole bootstrap", Bouthillier et al. 2021
+"Accounting for variance in machine learning benchmarks"). The mean difference's variance is
+σ²_seed/k + σ²_item/n + σ²_resid/(nk), each component from its mean square and truncated at 0; the
+interval and test are Student t with Satterthwaite's degrees of freedom; power is Φ(effect/se − t₀.₉₇₅)
+at the observed standard error and degrees of freedom.
 """
 
 from __future__ import annotations
@@ -164,3 +173,116 @@ def _smallest(enough) -> float | None:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if enough(mid * 0.005) else (mid, hi)
     return round(hi * 0.005, 3)
+
+
+# --- items × seeds ---------------------------------------------------------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta (Lentz; Numerical Recipes §6.4)."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d, c = 1 + num * d, 1 + num / c
+            d, c = 1 / (d if abs(d) > tiny else tiny), c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-14:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with df degrees of freedom (df may be fractional)."""
+    both_tails = _betai(df / 2, 0.5, df / (df + t * t))
+    return both_tails / 2 if t >= 0 else 1 - both_tails / 2
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The t with P(T ≤ t) = q (bisection on t_sf)."""
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 1 - t_sf(mid, df) < q else (lo, mid)
+    return (lo + hi) / 2
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2))
+
+
+@dataclass(frozen=True)
+class SeedPaired:
+    """The items × seeds summary of two arms' indicator over k paired seeds and n shared questions."""
+
+    n: int
+    k: int
+    value_a: float  # mean over seeds and questions
+    value_b: float
+    se: float  # standard error of value_b − value_a (crossed random effects)
+    df: float  # Satterthwaite degrees of freedom
+    seed_diffs: tuple[float, ...]  # b − a per seed: the seed-to-seed spread of the difference
+    discordance: float  # mean share of questions on which the paired seeds differ
+
+    @property
+    def diff(self) -> float:
+        return self.value_b - self.value_a
+
+    @property
+    def p(self) -> float:
+        return min(1.0, 2 * t_sf(abs(self.diff) / self.se, self.df))
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        half = t_quantile(0.975, self.df) * self.se
+        return (max(-1.0, self.diff - half), min(1.0, self.diff + half))
+
+
+def seed_paired(a: list[list[bool]], b: list[list[bool]]) -> SeedPaired:
+    """Items × seeds summary of k ≥ 2 paired seeds (a[s], b[s] item-aligned lists of one length n).
+
+    When no question differs on any seed, the variance is floored at Bonett–Price's (one added
+    discordant question each way over the n·k pairs), so the interval never has zero width."""
+    k, n = len(a), len(a[0])
+    d = [[int(y) - int(x) for x, y in zip(sa, sb)] for sa, sb in zip(a, b)]
+    grand = sum(map(sum, d)) / (n * k)
+    seed_mean = [sum(row) / n for row in d]
+    item_mean = [sum(d[s][i] for s in range(k)) / k for i in range(n)]
+    ms_s = n * sum((m - grand) ** 2 for m in seed_mean) / (k - 1)
+    ms_i = k * sum((m - grand) ** 2 for m in item_mean) / (n - 1) if n > 1 else 0.0
+    resid = sum((d[s][i] - seed_mean[s] - item_mean[i] + grand) ** 2 for s in range(k) for i in range(n))
+    ms_e = resid / ((k - 1) * (n - 1)) if n > 1 else 0.0
+    use_s, use_i = ms_s > ms_e, ms_i > ms_e  # a component whose mean square is below the residual's is 0
+    terms = [(ms_s, k - 1, use_s), (ms_i, n - 1, use_i), (ms_e, (k - 1) * (n - 1), 1 - use_s - use_i)]
+    var = sum(c * ms for ms, _, c in terms) / (n * k)
+    df_denom = sum((c * ms) ** 2 / dof for ms, dof, c in terms if c and dof)
+    floor = 2 / (n * k + 2) ** 2
+    var, df = (var, var**2 * (n * k) ** 2 / df_denom) if var > floor and df_denom else (floor, float(n * k - 1))
+    mean = lambda rows: sum(map(sum, rows)) / (n * k)  # noqa: E731
+    discordance = sum(x != 0 for row in d for x in row) / (n * k)
+    return SeedPaired(n, k, mean(a), mean(b), math.sqrt(var), max(1.0, df), tuple(seed_mean), discordance)
+
+
+def seed_power_better(se: float, df: float, effect: float) -> float:
+    """Power of the items × seeds t test to show `effect` at standard error `se` (normal shift of the t
+    critical value: Φ(effect/se − t₀.₉₇₅,df))."""
+    return normal_cdf(effect / se - t_quantile(0.975, df)) if se > 0 else 1.0
+
+
+def seed_power_no_worse(se: float, df: float, margin: float) -> float:
+    """Power that two truly equal recipes are shown "no worse than −δ" (same approximation)."""
+    return normal_cdf(margin / se - t_quantile(0.975, df)) if se > 0 else 1.0

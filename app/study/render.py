@@ -9,6 +9,12 @@ import html
 from app.eval.grading import RATE_BY_KEY
 from app.study.headline import QUESTION, VERDICT_BY_WORD, VERDICTS, headline
 from app.study.plots import CAPTIONS, figures  # noqa: F401  (figures: report.py draws them through here)
+from app.study.spread import SPREAD_HEAD, spread_cells
+
+SPREAD_NOTE = (
+    "Each arm's runs with different training seeds (seed k also draws subset order k). With one seed a "
+    "verdict is about that checkpoint; the figures draw seed 0."
+)
 
 HEADLINE_FIGURE = "format.png"
 
@@ -28,7 +34,8 @@ def _check_cells(c, rates: bool = False) -> list[str]:
     label = c.label + (f" (⚠ {c.flag})" if c.flag else "")
     cells = [label, c.verdict, str(c.n), c.run_a or "(missing)", f"{c.value_a:.3f}", c.run_b or "(missing)"]
     power = "-" if c.power is None else f"{c.power:.2f} (for {c.effect:g})"
-    cells += [f"{c.value_b:.3f}", str(c.discordant), _fmt_p(c.p), ci, power]
+    seeds = "1" if c.seeds == 1 else f"{c.seeds}: " + " / ".join(f"{d:+.3f}" for d in c.seed_diffs)
+    cells += [f"{c.value_b:.3f}", seeds, str(c.discordant), _fmt_p(c.p), ci, power]
     return cells + ([_rates_cell(c)] if rates else [])
 
 
@@ -40,8 +47,9 @@ CHECK_HEAD = [
     "value",
     "candidate run",
     "value",
-    "discordant",
-    "McNemar p",
+    "seeds (k ≥ 2: candidate − baseline per seed)",
+    "discordant (mean over seeds)",
+    "p (exact McNemar; t over items × seeds)",
     "candidate − baseline 95% CI",
     "power (for the stated effect / margin)",
 ]
@@ -53,7 +61,12 @@ def _sections(doc: dict):
     for c in doc["criteria"] + doc["extra"]:
         rates = any(k.rates and k.metric != "strict_accuracy" for k in c["checks"])
         head = CHECK_HEAD + ([RATES_HEAD] if rates else [])
-        yield c["criterion"], c["verdict"], c["rule"], head, [_check_cells(k, rates) for k in c["checks"]]
+        rule = c["rule"] + (f"; scope: {c['scope']}" if c.get("scope") else "")
+        yield c["criterion"], c["verdict"], rule, head, [_check_cells(k, rates) for k in c["checks"]]
+
+
+def _spread_rows(doc: dict) -> list[list[str]]:
+    return [spread_cells(row) for row in doc.get("spread", [])]
 
 
 def md_table(head: list[str], rows: list[list]) -> str:
@@ -67,7 +80,9 @@ def markdown(doc: dict) -> str:
     parts += [f"> **warning:** {w}" for w in doc["top_warnings"]] + ([""] if doc["top_warnings"] else [])
     parts += headline_markdown(doc) + ["## Runs", ""]
     head = list(doc["rows"][0])
-    parts += [md_table(head, [list(r.values()) for r in doc["rows"]]), "", "## Success criteria", ""]
+    parts += [md_table(head, [list(r.values()) for r in doc["rows"]]), ""]
+    parts += ["## Seed-to-seed spread", "", SPREAD_NOTE, "", md_table(SPREAD_HEAD, _spread_rows(doc)), ""]
+    parts += ["## Success criteria", ""]
     for title, verdict, rule, chead, rows in _sections(doc):
         parts += [f"### {title}" + ("" if verdict is None else f" — {_md_badge(verdict)}"), "", f"Rule: {rule}.", ""]
         parts += [md_table(chead, rows), ""]
@@ -116,6 +131,8 @@ def html_page(doc: dict, images: dict[str, str]) -> str:
         headline_html(doc, images),
         "<h2 id='runs'>Runs</h2>",
         html_table(list(doc["rows"][0]), [list(r.values()) for r in doc["rows"]], "runs-table"),
+        f"<h2 id='spread'>Seed-to-seed spread</h2><p>{e(SPREAD_NOTE)}</p>",
+        html_table(SPREAD_HEAD, _spread_rows(doc), "spread-table"),
         "<h2 id='details'>Success criteria</h2>",
     ]
     for title, verdict, rule, chead, rows in _sections(doc):
@@ -192,7 +209,7 @@ def headline_markdown(doc: dict) -> list[str]:
     parts += [f"**In short:** {_tally(doc, _md_badge)}", ""]
     for i, h in enumerate(headline(doc), 1):
         parts += [f"**{i}. {h['question']}** {_md_badge(h['verdict'])}", ""]
-        parts += [f"{h['why']} (criterion: *{h['criterion']}*)"]
+        parts += [f"{h['why']} (criterion: *{h['criterion']}*; {h['scope']})"]
         parts += [""] + [f"- {_md_badge(v)} {line}" for v, line in h["numbers"]] + [""]
     parts += [_legend(_md_badge), ""]
     return parts + (_md_figure(HEADLINE_FIGURE) if HEADLINE_FIGURE in doc["figures"] else [])
@@ -206,7 +223,8 @@ def headline_html(doc: dict, images: dict[str, str]) -> str:
         nums = "".join(f"<li>{_html_mark(v)} {e(line)}</li>" for v, line in h["numbers"])
         crits.append(
             f"<div class='crit'><h2>{_html_badge(h['verdict'])} {i}. {e(h['question'])}</h2>"
-            f"<p class='why'>{e(h['why'])} <span class='rule'>(criterion: {e(h['criterion'])})</span></p>"
+            f"<p class='why'>{e(h['why'])} <span class='rule'>(criterion: {e(h['criterion'])}; "
+            f"{e(h['scope'])})</span></p>"
             f"<ul>{nums}</ul></div>"
         )
     fig = _html_figure(HEADLINE_FIGURE, images[HEADLINE_FIGURE], "headline-figure") if HEADLINE_FIGURE in images else ""

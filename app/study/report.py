@@ -34,6 +34,7 @@ from app.spec.run_spec import load_spec
 from app.study.comparability import machine_mismatches, mismatches, mixed_machine_flag, training_mismatches
 from app.study.criteria import DEFAULT_MARGIN, EFFECT, RunOutcome, evaluate_criteria, extra_comparisons
 from app.study.report_json import report_document
+from app.study.spread import first_seeds, seed_spread
 
 
 @dataclass
@@ -89,7 +90,7 @@ def load_run(path: Path, allow_unverified: bool = False, note=warn) -> Run:
 
 
 def outcome(run: Run) -> RunOutcome:
-    return RunOutcome(run.spec.name, run.group, run.size, {r["id"]: r["status"] for r in run.records})
+    return RunOutcome(run.spec.name, run.group, run.size, {r["id"]: r["status"] for r in run.records}, run.spec.seed)
 
 
 GROUP_ORDER = ("base", "orig", "A", "B", "C", "lr", "P", "steps", "tokens", "decode", "other")
@@ -206,8 +207,9 @@ def flag_mixed_machines(runs: list[Run], sections: list[dict]) -> None:
     by_name = {r.spec.name: r for r in runs}
     for section in sections:
         for check in section["checks"]:
-            a, b = by_name.get(check.run_a or ""), by_name.get(check.run_b or "")
-            check.flag = mixed_machine_flag(a, b) if a and b else None
+            side = lambda names: [by_name[n] for n in (names or "").split(", ") if n in by_name]  # noqa: E731
+            flags = {mixed_machine_flag(a, b) for a in side(check.run_a) for b in side(check.run_b)} - {None}
+            check.flag = min(flags) if flags else None
 
 
 def build_report(
@@ -239,7 +241,7 @@ def build_report(
     extra = extra_comparisons(outcomes, fix_sizes, effect) + decode_comparisons(runs, effect)
     flag_mixed_machines(runs, criteria + extra)
     env_rows, warnings = env_summary(runs)
-    figures = render.figures(runs, reference)
+    figures = render.figures(first_seeds(runs), reference)
     out.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         atomic_write_bytes(out / name, png)
@@ -247,6 +249,7 @@ def build_report(
         "title": title,
         "top_warnings": top_warnings,
         "rows": table_rows(runs),
+        "spread": seed_spread(runs),
         "criteria": criteria,
         "extra": extra,
         "env_rows": env_rows,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.eval.grading import RATES
 
-SCHEMA_VERSION = 2  # 2: four verdict words, per-rate criterion 2, power instead of holm_p
+SCHEMA_VERSION = 3  # 2: four verdict words, per-rate criterion 2, power instead of holm_p; 3: seeds
 SCHEMA_ID = "https://github.com/repro-gsm8k/repro/report.schema.json"
 Verdict = Literal["met", "shown not met", "not shown", "cannot be decided at this size"]
 Metric = Literal[
@@ -37,6 +37,9 @@ class RunRow(_Strict):
     train_size: int | None = Field(description="training examples; null for the untrained base model")
     budget_kind: Literal["epochs", "max_steps", "max_tokens"] | None = Field(description="null: not trained")
     budget: float | None = Field(description="the training budget in budget_kind's unit")
+    tokens_trained: int | None = Field(description="non-pad tokens trained (beside a max_tokens budget's target)")
+    seed: int = Field(description="training seed (replicates of one arm differ in seed and subset order)")
+    subset_seed: int
     lr: float | None = Field(description="peak learning rate; null: not trained")
     schedule: str | None
     loss_mask: str | None
@@ -64,6 +67,7 @@ class Section(_Strict):
     title: str
     rule: str
     verdict: Verdict | None = Field(description="the criterion's verdict; null for a comparison section")
+    scope: str | None = Field(description="recipes (items × seeds) or single checkpoints; null for a comparison")
 
 
 class Comparison(_Strict):
@@ -74,13 +78,17 @@ class Comparison(_Strict):
     metric: Metric = Field(description="what is compared, per item: strict accuracy or one rate of eval_metrics.json")
     verdict: Verdict
     n: int = Field(description="paired questions (0: a run is missing)")
-    baseline_run: str | None
+    baseline_run: str | None = Field(description="run name; with seeds, every seed's run name joined by ', '")
     candidate_run: str | None
     baseline_value: float | None = Field(description="the metric on the paired questions; null when n = 0")
     candidate_value: float | None
     difference_ci95: Interval | None = Field(description="95% Bonett–Price interval of candidate − baseline")
     discordant: int
-    mcnemar_p: float | None = Field(description="exact McNemar p, uncorrected")
+    seeds: int = Field(description="paired training seeds per arm; 1: a comparison of two checkpoints")
+    seed_differences: list[float] = Field(description="candidate − baseline per seed (empty with one seed)")
+    test: Literal["exact McNemar", "items x seeds t"] = Field(description="how p and the interval were computed")
+    p: float | None = Field(description="the check's two-sided p, uncorrected")
+    mcnemar_p: float | None = Field(description="exact McNemar p, uncorrected; null for items × seeds checks")
     power: float | None = Field(
         description="power of the check's decision for `effect` at n and the observed discordance (exact)"
     )
@@ -88,6 +96,25 @@ class Comparison(_Strict):
     flag: str | None = Field(description="why this line needs care, e.g. its runs were made on different machines")
     baseline_rates: dict[str, float] = Field(description="every rate of eval_metrics.json on the paired questions")
     candidate_rates: dict[str, float]
+
+
+class SeedSummary(_Strict):
+    per_seed: list[float]
+    mean: float
+    sd: float | None = Field(description="sample SD over seeds; null with one seed")
+    min: float
+    max: float
+
+
+class ArmSpread(_Strict):
+    """One trained arm's runs over training seeds (replicates differ only in seed and subset order)."""
+
+    arm: str = Field(description="the lowest seed's run name")
+    runs: list[str]
+    seeds: list[int]
+    strict_accuracy: SeedSummary
+    unclosed_rate: SeedSummary
+    unparsable_rate: SeedSummary
 
 
 class EnvRow(_Strict):
@@ -104,11 +131,12 @@ class EnvRow(_Strict):
 class ReportJson(_Strict):
     """report.json, written by `repro report` beside report.md and report.html."""
 
-    schema_version: Literal[2] = Field(description="changes when a field is renamed, removed or changes meaning")
+    schema_version: Literal[3] = Field(description="changes when a field is renamed, removed or changes meaning")
     title: str
     margin: float = Field(description="criterion 3's non-inferiority margin δ")
     warnings: list[str] = Field(description="the report's top warnings (unverified runs, mixed evaluations)")
     runs: list[RunRow]
+    arms: list[ArmSpread] = Field(description="the seed-to-seed spread of every trained arm")
     sections: list[Section]
     comparisons: list[Comparison]
     environments: list[EnvRow]
@@ -135,6 +163,9 @@ def run_row(run) -> RunRow:
         train_size=run.size or None,
         budget_kind=kind,
         budget=budget,
+        tokens_trained=(run.train_metrics or {}).get("tokens_trained"),
+        seed=run.spec.seed,
+        subset_seed=run.spec.data.subset_seed,
         lr=None if t is None else t.lr,
         schedule=None if t is None else t.schedule,
         loss_mask=None if t is None else t.loss_mask,
@@ -166,7 +197,11 @@ def comparison(section: str, check) -> Comparison:
         candidate_value=check.value_b if paired else None,
         difference_ci95=check.ci,
         discordant=check.discordant,
-        mcnemar_p=check.p,
+        seeds=check.seeds,
+        seed_differences=check.seed_diffs,
+        test="exact McNemar" if check.seeds == 1 else "items x seeds t",
+        p=check.p,
+        mcnemar_p=check.p if check.seeds == 1 else None,
         power=check.power,
         effect=check.effect,
         flag=check.flag,
@@ -181,7 +216,10 @@ def report_document(doc: dict, runs: list, margin: float) -> dict:
     for kind, items in (("criterion", doc["criteria"]), ("comparison", doc["extra"])):
         for c in items:
             verdict = c["verdict"] if kind == "criterion" else None
-            sections.append(Section(id=c["id"], kind=kind, title=c["criterion"], rule=c["rule"], verdict=verdict))
+            scope = c.get("scope") if kind == "criterion" else None
+            sections.append(
+                Section(id=c["id"], kind=kind, title=c["criterion"], rule=c["rule"], verdict=verdict, scope=scope)
+            )
             comparisons += [comparison(c["id"], k) for k in c["checks"]]
     report = ReportJson(
         schema_version=SCHEMA_VERSION,
@@ -189,6 +227,7 @@ def report_document(doc: dict, runs: list, margin: float) -> dict:
         margin=margin,
         warnings=doc["top_warnings"],
         runs=[run_row(r) for r in runs],
+        arms=[ArmSpread(**row) for row in doc.get("spread", [])],
         sections=sections,
         comparisons=comparisons,
         environments=[EnvRow(**row) for row in doc["env_rows"]],

@@ -50,7 +50,7 @@ def test_report_renders_from_run_directories(tiny_runs, tmp_path):
     assert page.index("id='headline'") < page.index("id='runs-table'")  # the answer first, then the runs
     assert md.index("## The answer") < md.index("## Runs")
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert ReportJson.model_validate(doc).schema_version == 2
+    assert ReportJson.model_validate(doc).schema_version == 3
     criteria = [s for s in doc["sections"] if s["kind"] == "criterion"]
     assert [c["id"] for c in criteria] == ["criterion_1", "criterion_2", "criterion_3"]
     assert all(c["verdict"] in VERDICT_WORDS for c in criteria)
