@@ -74,7 +74,7 @@ def cached_build(kind: str, marker: str, build) -> Path:
     Processes that find it missing at once (every torchrun rank on a fresh cache) queue on a lock
     file: the first builds, the others wait and then use its result."""
     gguf = embedded_gguf()
-    out = cache_root() / kind / f"{EMBEDDED}-{gguf_sha256(gguf)[:12]}"
+    out = cache_dir_of(kind, gguf)
     if (out / marker).is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +88,12 @@ def cached_build(kind: str, marker: str, build) -> Path:
             shutil.rmtree(out, ignore_errors=True)  # a partial directory left by older code
             os.replace(tmp, out)
     return out
+
+
+def cache_dir_of(kind: str, gguf: Path | None = None) -> Path:
+    """Where cached_build keeps `kind` for the embedded model, built or not."""
+    gguf = gguf or embedded_gguf()
+    return cache_root() / kind / f"{EMBEDDED}-{gguf_sha256(gguf)[:12]}"
 
 
 @contextlib.contextmanager

@@ -30,6 +30,10 @@ CHARS_PER_TOKEN = {"prompt": 4.29, "target": 2.71, "answer": 2.40}
 MFU = 0.35  # model FLOPs utilisation assumed for training
 DECODE_BW_EFF = 0.5  # fraction of memory bandwidth a decode step achieves
 STEP_OVERHEAD_S = 0.004  # engine overhead per decode step (scheduling, sampling, kernel launches)
+# vLLM decodes at most max_num_seqs sequences at once (256, its documented default; H100-class GPUs may
+# default higher, so this is the cautious figure). `repro eval` hands it chunks of submit_chunk prompts.
+MAX_NUM_SEQS = 256
+CE_CHUNK = 2048  # app/train/loop.CE_CHUNK: supervised positions per fp32 cross-entropy chunk on CUDA
 STARTUP_S = 180  # per stage: process start, model load, engine warm-up
 
 
@@ -219,9 +223,32 @@ def plan_rows(spec: RunSpec) -> tuple[list[Example], list[Example], str | None]:
     return estimated_rows("train", n_train), estimated_rows(d.eval_split, n_eval), warning
 
 
+def cached_tokenizer(model_id: str) -> Path | None:
+    """The spec's own tokenizer where it is on this machine already (never fetched or built here)."""
+    from app.inputs.hub import HubInput, is_hub_model, local_snapshot
+    from app.inputs.models import EMBEDDED, cache_dir_of
+
+    if model_id == EMBEDDED:
+        try:
+            path = cache_dir_of("tokenizers")
+        except UserError:  # the embedded model's package is not installed: estimate from characters
+            path = None
+    elif Path(model_id).expanduser().is_dir():
+        path = Path(model_id).expanduser()
+    elif is_hub_model(model_id):
+        path = local_snapshot(HubInput("model", model_id, None, "model.id"))
+    else:
+        path = None
+    return path if path is not None and (path / "tokenizer.json").is_file() else None
+
+
 def token_lengths(spec: RunSpec, rows: list[Example]) -> list[tuple[int, int, int]]:
-    """(prompt, target, answer-span) token estimates for each training row of the spec."""
+    """(prompt, target, answer-span) tokens of each training row: counted with the spec's own tokenizer
+    where it is cached (Qwen splits digits: a few % more), else estimated from characters (CHARS_PER_TOKEN)."""
     template = get_template(spec.prompt.template)
+    path = cached_tokenizer(spec.model.id)
+    if path is not None:
+        return counted_lengths(path, template, rows)
     out = []
     for row in rows:
         target = render_target(template, row.answer, row.gold)
@@ -230,6 +257,19 @@ def token_lengths(spec: RunSpec, rows: list[Example]) -> list[tuple[int, int, in
         t = len(target) / CHARS_PER_TOKEN["target"] + 1  # + EOS
         a = len(answer) / CHARS_PER_TOKEN["answer"] + 1
         out.append((math.ceil(p), math.ceil(t), math.ceil(a)))
+    return out
+
+
+def counted_lengths(path: Path, template, rows: list[Example]) -> list[tuple[int, int, int]]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    out = []
+    for row in rows:
+        target = render_target(template, row.answer, row.gold)
+        answer = target[answer_span_start(template, target) :]
+        out.append((count(render_prompt(template, row.question)), count(target) + 1, count(answer) + 1))
     return out
 
 
@@ -242,18 +282,27 @@ def train_memory(shape: Shape, micro: int, seq: int, dtype: str, checkpointing: 
 
     Activations per token and layer ≈ (6·d + 4·i) values in the compute dtype plus two fp32
     copies of the residual for the norms; with gradient checkpointing only each layer's input is
-    kept, plus one layer's full set. Logits: compute-dtype logits, their fp32 copy, the
-    log-softmax and its gradient (fp32).
+    kept, plus one layer's full set. Logits on CUDA (app/train/loop.chunked_ce_sum): the
+    compute-dtype logits and their gradient whole, plus one chunk of CE_CHUNK positions in fp32
+    (copy, log-softmax, gradient); no fp32 copy of all the logits.
     """
     n, d, i = shape.params, shape.hidden, shape.intermediate
     act_bytes = 2 if dtype == "bfloat16" else 4
     per_layer = act_bytes * (6 * d + 4 * i) + 4 * 2 * d
     tokens = micro * seq
     layers = tokens * (4 * d * shape.layers + per_layer) if checkpointing else tokens * per_layer * shape.layers
-    logits = tokens * shape.vocab * (act_bytes + 4 + 4 + 4)
+    logits = tokens * shape.vocab * 2 * act_bytes + min(tokens, CE_CHUNK) * shape.vocab * (4 + 4 + 4)
     gb = {"weights": 4 * n, "grads": 4 * n, "adamw": 8 * n, "activations": layers + logits}
     gb = {k: v / 1e9 for k, v in gb.items()}
     return {**gb, "total": sum(gb.values())}
+
+
+def engine_concurrency(batch_size: int) -> int:
+    """Sequences decoding at once on a GPU: `repro eval` submits submit_chunk prompts per call (batch-invariant
+    kernels on every GPU in GPUS, compute capability ≥ 8), of which vLLM decodes MAX_NUM_SEQS at a time."""
+    from app.eval.evaluate import submit_chunk
+
+    return min(submit_chunk(batch_size, {"batch_invariant": True}), MAX_NUM_SEQS)
 
 
 def decode_seconds(shape: Shape, gpu: Gpu, dtype: str, n: int, batch: int, prompt: int, new: int) -> float:
@@ -284,7 +333,13 @@ def estimate(spec: RunSpec, gpu_name: str = "h100", specs: dict[str, RunSpec] | 
     out = {"name": spec.name, "model": model_id, "params": params, "eval_prompts": len(rows)}
     out["warnings"] = [warning] if warning else []
     out["eval_worst_gen_tokens"] = len(rows) * spec.eval.max_new_tokens
-    eval_args = (spec.model.dtype, len(rows), spec.eval.batch_size, eval_prompt, spec.eval.max_new_tokens)
+    eval_args = (
+        spec.model.dtype,
+        len(rows),
+        engine_concurrency(spec.eval.batch_size),
+        eval_prompt,
+        spec.eval.max_new_tokens,
+    )
     out["eval_hours"] = None if shape is None else decode_seconds(shape, gpu, *eval_args) / 3600
     out.update(train_estimate(spec, train_rows, shape, gpu) if spec.train else empty_train())
     out["startup_hours"] = (2 if spec.train else 1) * STARTUP_S / 3600
@@ -401,12 +456,16 @@ def assumptions(gpu_name: str) -> list[str]:
     return [
         f"GPU {gpu_name}: {g.bf16_tflops:g} TFLOP/s bf16 / {g.fp32_tflops:g} fp32 dense peak, "
         f"{g.bandwidth_tbs:g} TB/s, {g.memory_gb:g} GB; one GPU per run (GPU-h do not change with more)",
-        f"tokens = characters / {cpt['prompt']} (prompt), / {cpt['target']} (target), / {cpt['answer']} (answer "
-        "span), measured with the SmolLM2 tokenizer on GSM8K; digit-splitting tokenizers give a few % more",
+        "training tokens counted with the spec's own tokenizer where it is cached here (repro fetch); else "
+        f"characters / {cpt['prompt']} (prompt), / {cpt['target']} (target), / {cpt['answer']} (answer span), "
+        "measured with the SmolLM2 tokenizer on GSM8K (digit-splitting tokenizers give a few % more)",
         f"training FLOPs = 6 x params x non-pad tokens (padding and attention not counted), at {MFU:.0%} MFU",
         "peak memory = fp32 weights + fp32 grads + AdamW 2 x fp32 + activations at micro-batch x longest "
-        "example (bf16 autocast halves activations, not weights); (!) = over the GPU's memory",
+        f"example (bf16 autocast halves activations, not weights) + logits (chunked CE: {CE_CHUNK} positions "
+        "in fp32 at a time); (!) = over the GPU's memory",
         f"eval: worst case, every prompt runs to max_new_tokens; each decode step reads the weights and KV "
-        f"cache at {DECODE_BW_EFF:.0%} of bandwidth + {STEP_OVERHEAD_S * 1000:g} ms overhead, batch = eval.batch_size",
+        f"cache at {DECODE_BW_EFF:.0%} of bandwidth + {STEP_OVERHEAD_S * 1000:g} ms overhead; up to "
+        f"{MAX_NUM_SEQS} sequences at once (vLLM max_num_seqs; repro eval submits chunks of >= 512 prompts on a GPU, "
+        "CUDA graphs on)",
         f"GPU-h = train h + eval h + {STARTUP_S / 60:g} min per stage for start-up (model load, engine warm-up)",
     ]

@@ -57,13 +57,17 @@ def init_distributed(want: str = "auto") -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def window_loss(model, batch: dict, n_window: int, device: torch.device, dtype: str) -> torch.Tensor:
-    """Summed next-token CE of one micro-batch divided by the window's supervised count."""
+def window_loss(
+    model, batch: dict, n_window: int, device: torch.device, dtype: str, kernel: str = "full"
+) -> torch.Tensor:
+    """Summed next-token CE of one micro-batch divided by the window's supervised count (`kernel`: loss_kernel)."""
     ids = batch["input_ids"].to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
         logits = model(input_ids=ids, attention_mask=batch["attention_mask"].to(device)).logits
     labels = batch["labels"].to(device)[:, 1:]
+    if kernel == "chunked":
+        return chunked_ce_sum(logits[:, :-1], labels) / n_window
     ce = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
     return ce / n_window
 
@@ -111,14 +115,49 @@ def stop_at(run: RunDir, rank: int, world: int, step: int, total: int, model, op
     raise preempt.Interrupted(f"{preempt.requested() or 'stop'}: checkpoint saved at step {step}/{total}{took}")
 
 
-def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(model, lr: float, weight_decay: float, device_type: str = "cpu") -> torch.optim.Optimizer:
     """AdamW; weight decay on matrices only (not norms or biases)."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, foreach=False)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, **adamw_kernel(device_type))
+
+
+def adamw_kernel(device_type: str) -> dict:
+    """The fused multi-tensor AdamW kernel on CUDA (one launch per step, not one per parameter); on the
+    CPU the per-parameter update every CPU golden loss and checkpoint hash was made with."""
+    return {"fused": True} if device_type == "cuda" else {"foreach": False}
+
+
+CE_CHUNK = 2048  # supervised positions per fp32 chunk: 2048 × 151,936 × 4 B ≈ 1.2 GB at Qwen's vocabulary
+
+
+def loss_kernel(device_type: str) -> str:
+    """`chunked` cross-entropy on CUDA (no full fp32 copy of the logits); on the CPU the one-shot fp32
+    cross-entropy the CPU goldens were made with (a different summation order changes the last bits)."""
+    return "chunked" if device_type == "cuda" else "full"
+
+
+def chunked_ce_sum(logits: torch.Tensor, labels: torch.Tensor, chunk: int = CE_CHUNK) -> torch.Tensor:
+    """Summed CE over the supervised positions only, upcast to fp32 one chunk at a time and recomputed in
+    backward (activation checkpointing), so neither the fp32 logits nor their gradient exist whole."""
+    from torch.utils.checkpoint import checkpoint
+
+    flat, targets = logits.flatten(0, 1), labels.flatten()
+    keep = (targets != IGNORE).nonzero().squeeze(1)
+    total = torch.zeros((), dtype=torch.float32, device=logits.device)
+    for i in range(0, keep.numel(), chunk):
+        idx = keep[i : i + chunk]
+        total = total + checkpoint(
+            _ce_sum, flat.index_select(0, idx), targets.index_select(0, idx), use_reentrant=False
+        )
+    return total
+
+
+def _ce_sum(rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(rows.float(), targets, reduction="sum")
 
 
 def load_model(
@@ -161,7 +200,7 @@ def accumulate(
         batch = collate([examples[i] for i in mb], pad_id)
         last = j == len(micro_batches) - 1
         with model.no_sync() if world > 1 and not last else contextlib.nullcontext():
-            loss = window_loss(model, batch, n_window, device, dtype)
+            loss = window_loss(model, batch, n_window, device, dtype, loss_kernel(device.type))
             (loss * world).backward()  # DDP averages gradients; the window sum needs the total
         loss_sum += loss.detach()
     if world > 1:
@@ -237,7 +276,7 @@ def run_training(
         trust_remote_code=trust_remote_code,
         gradient_checkpointing=opts.gradient_checkpointing,
     )
-    optimizer = make_optimizer(model, opts.lr, opts.weight_decay)
+    optimizer = make_optimizer(model, opts.lr, opts.weight_decay, where.type)
     lengths = [len(e.input_ids) for e in examples]
     global_batch = opts.micro_batch_size * accum * world
     group = global_batch * GROUP_FACTOR if opts.group_by_length else None
@@ -300,6 +339,7 @@ def run_training(
         "warmup_steps": warmup_steps(total_steps, opts.warmup_ratio),
         "resumed_from_step": start,
         "global_batch": global_batch,
+        "kernels": {"loss": loss_kernel(where.type), "adamw": next(iter(adamw_kernel(where.type)))},
         **({"budget_tokens": opts.max_tokens, "last_step_windows": budget.last_windows} if opts.max_tokens else {}),
         "world_size": world,
         "examples": len(examples),

@@ -24,7 +24,8 @@ from app.launch.plan import (
 )
 from app.spec.run_spec import load_spec
 
-SPECS = Path(__file__).resolve().parents[2] / "specs"
+REPO = Path(__file__).resolve().parents[2]
+SPECS = REPO / "specs"
 
 
 @pytest.fixture
@@ -140,3 +141,34 @@ def test_a_model_of_unknown_size_is_named_in_the_table_not_fatal(tiny_spec):
     rows = {line.split()[0]: line for line in table([known, est]).splitlines()}
     assert "odd (size of no-such/model unknown)" in rows["odd"] and rows["odd"].rstrip().endswith("?")
     assert rows["TOTAL"].split()[-1] == f"{known['gpu_hours']:.3f}+?", rows["TOTAL"]
+
+
+def test_training_tokens_are_counted_with_the_specs_own_tokenizer(tokenizer_dir, real_gsm8k):
+    """With the tokenizer cached, plan counts what training trains: cpu_orig_128's recorded tokens_trained."""
+    from app.launch.plan import cached_tokenizer
+
+    assert cached_tokenizer("smollm2-135m") == tokenizer_dir
+    assert cached_tokenizer("no-such/model-here") is None
+    run = next((REPO / "docs" / "cpu_study" / "runs").glob("cpu_orig_128-*"))
+    trained = json.loads((run / "train_metrics.json").read_text())["tokens_trained"]
+    spec = load_spec(REPO / "specs" / "cpu_study" / "cpu_orig_128.json")
+    assert estimate(spec, "h100")["train_tokens"] == trained
+
+
+def test_eval_estimate_assumes_the_engine_schedules_hundreds_not_eval_batch_size():
+    """repro eval submits >= 512 prompts per call on a GPU; vLLM decodes MAX_NUM_SEQS at once: fewer,
+    fuller decode steps than chunks of eval.batch_size (64) would take."""
+    from app.launch.plan import MAX_NUM_SEQS, engine_concurrency
+
+    assert engine_concurrency(64) == MAX_NUM_SEQS == 256
+    shape = KNOWN["Qwen/Qwen2.5-Math-1.5B"]
+    chunks_of_64 = decode_seconds(shape, GPUS["h100"], "bfloat16", 1319, 64, 150, 1024)
+    assert decode_seconds(shape, GPUS["h100"], "bfloat16", 1319, 256, 150, 1024) < chunks_of_64 / 2
+
+
+def test_plan_ce_chunk_is_the_trainers():
+    pytest.importorskip("torch")
+    from app.launch import plan
+    from app.train import loop
+
+    assert plan.CE_CHUNK == loop.CE_CHUNK

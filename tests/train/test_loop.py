@@ -27,7 +27,7 @@ def weights_sha(run_dir: Path) -> str:
     return sha256_file(run_dir / "checkpoint" / "model.safetensors")
 
 
-def grads_for(model, examples, micro, accum, pad_id):
+def grads_for(model, examples, micro, accum, pad_id, kernel="full"):
     from app.train.loop import window_loss
     from app.train.sft_data import collate
 
@@ -36,7 +36,7 @@ def grads_for(model, examples, micro, accum, pad_id):
     total = 0.0
     for j in range(accum):
         batch = collate(examples[j * micro : (j + 1) * micro], pad_id)
-        loss = window_loss(model, batch, n_window, torch.device("cpu"), "float32")
+        loss = window_loss(model, batch, n_window, torch.device("cpu"), "float32", kernel)
         loss.backward()
         total += float(loss.detach())
     return total, [p.grad.clone() for p in model.parameters()]
@@ -54,6 +54,33 @@ def test_accumulation_1x8_equals_4x2(tiny_spec, tiny_model_dir, tokenizer):
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
     for ga, gb in zip(grads_a, grads_b):
         torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
+
+
+def test_chunked_cross_entropy_equals_the_full_one(tiny_spec, tiny_model_dir, tokenizer, monkeypatch):
+    """CUDA's loss kernel (supervised positions only, fp32 a chunk at a time, recomputed in backward) gives the
+    CPU kernel's loss and gradients; chunks of 5 positions make many chunks and a ragged last one."""
+    from transformers import AutoModelForCausalLM
+
+    from app.train import loop
+
+    examples, _ = encode_train_set(load_spec(tiny_spec()), tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    loss_full, grads_full = grads_for(model, examples[:4], 2, 2, tokenizer.pad_token_id)
+    monkeypatch.setattr(loop, "CE_CHUNK", 5)
+    monkeypatch.setattr(loop.chunked_ce_sum, "__defaults__", (5,))
+    loss_chunked, grads_chunked = grads_for(model, examples[:4], 2, 2, tokenizer.pad_token_id, "chunked")
+    assert loss_chunked == pytest.approx(loss_full, rel=1e-6)
+    for ga, gb in zip(grads_full, grads_chunked):
+        torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-7)
+
+
+def test_kernels_fused_adamw_and_chunked_loss_on_cuda_only():
+    from app.train.loop import adamw_kernel, loss_kernel, make_optimizer
+
+    assert adamw_kernel("cuda") == {"fused": True} and loss_kernel("cuda") == "chunked"
+    assert adamw_kernel("cpu") == {"foreach": False} and loss_kernel("cpu") == "full"  # the CPU goldens' kernels
+    opt = make_optimizer(torch.nn.Linear(3, 3), 1e-3, 0.0)
+    assert opt.defaults["foreach"] is False and not opt.defaults.get("fused")
 
 
 def test_training_learns_and_writes_artifacts(tiny_spec, tmp_path, tiny_model_dir):
@@ -169,6 +196,7 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert metrics["budget_tokens"] == 3000 and sum(r["tokens"] for r in log) == metrics["tokens_trained"]
     assert abs(metrics["tokens_trained"] - 3000) <= spec.train.micro_batch_size * 200 / 2
     assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
+    assert metrics["kernels"] == {"loss": "full", "adamw": "foreach"}  # the CPU keeps its goldens' kernels
     assert all(math.isfinite(r["loss"]) for r in log)
     # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
     assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
