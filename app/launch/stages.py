@@ -28,6 +28,7 @@ from app.rundir.layout import (
     CHECKPOINT_DIR,
     DATA_JSON,
     ENV_JSON,
+    EVAL_COPY_DIR,
     EVAL_METRICS_JSON,
     PREDICTIONS_JSONL,
     RESUME_DIR,
@@ -240,6 +241,11 @@ def finish_train(run: RunDir, spec: RunSpec, model_path: str, summary: dict, exa
 
     log = read_jsonl(run.file(TRAIN_LOG_JSONL), torn_tail=False)
     source = model_source(spec.model.id, model_path, spec.model.revision)
+    if spec.model.dtype == "bfloat16":
+        from app.train.checkpoint import save_eval_copy
+
+        save_eval_copy(run.file(CHECKPOINT_DIR), run.file(EVAL_COPY_DIR))
+        summary = {**summary, "eval_checkpoint": EVAL_COPY_DIR}
     run.write_json(TRAIN_METRICS_JSON, train_summary(log, summary, examples, dropped, source))
     atomic_write_bytes(run.file(TRAIN_CURVES_PNG), training_curves(log, spec.name))
     shutil.rmtree(run.file(RESUME_DIR), ignore_errors=True)
@@ -278,12 +284,18 @@ def eval_model_path(spec: RunSpec, run: RunDir) -> str:
     from app.spec.identity import RUN_PREFIX
 
     if spec.train is None and spec.model.id.startswith(RUN_PREFIX):
-        return run_checkpoint(spec.model.id, run.path.parent)
+        return str(eval_checkpoint(Path(run_checkpoint(spec.model.id, run.path.parent)).parent, spec.model.dtype))
     if spec.train is None:
         return resolve_model(spec.model.id, spec.model.revision)
     if run.stage_state("train") != "complete" or not run.file(CHECKPOINT_CONFIG).is_file():
         raise UserError(f"{run.path}: train stage is not complete; run `repro train` first")
-    return str(run.file(CHECKPOINT_DIR))
+    return str(eval_checkpoint(run.path, spec.model.dtype))
+
+
+def eval_checkpoint(run_path: Path, dtype: str) -> Path:
+    """checkpoint-bf16/ where the spec evaluates in bfloat16 and the copy exists, else checkpoint/."""
+    copy = run_path / EVAL_COPY_DIR
+    return copy if dtype == "bfloat16" and (copy / "config.json").is_file() else run_path / CHECKPOINT_DIR
 
 
 def eval_stage(spec: RunSpec, runs_root: Path, progress: bool = True) -> tuple[RunDir, dict]:

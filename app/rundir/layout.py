@@ -40,6 +40,8 @@ TRAIN_METRICS_JSON = "train_metrics.json"
 TRAIN_CURVES_PNG = "train_curves.png"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_CONFIG = f"{CHECKPOINT_DIR}/config.json"  # checkpoint/ is renamed in whole: its config means a usable one
+# A bf16 copy of checkpoint/ for evaluation, written when the spec evaluates in bfloat16 (half the bytes).
+EVAL_COPY_DIR = "checkpoint-bf16"
 PREDICTIONS_JSONL = "predictions.jsonl"
 EVAL_METRICS_JSON = "eval_metrics.json"
 LOGS_DIR = "logs"
@@ -56,7 +58,13 @@ TRAIN_FILES = (TRAIN_LOG_JSONL, TRAIN_METRICS_JSON, TRAIN_CURVES_PNG)
 EVAL_FILES = (PREDICTIONS_JSONL, EVAL_METRICS_JSON)
 # What each stage writes: while a stage is unfinished its outputs may exist without a manifest entry.
 STAGE_OUTPUTS = {
-    "train": (*TRAIN_FILES, f"{CHECKPOINT_DIR}/", f"{CHECKPOINT_DIR}.tmp/"),
+    "train": (
+        *TRAIN_FILES,
+        f"{CHECKPOINT_DIR}/",
+        f"{CHECKPOINT_DIR}.tmp/",
+        f"{EVAL_COPY_DIR}/",
+        f"{EVAL_COPY_DIR}.tmp/",
+    ),
     "eval": EVAL_FILES,
 }
 # The files of a complete run that no manifest can hold: the manifest itself, status.json (rewritten
@@ -72,7 +80,7 @@ def resume_step_dir(step: int) -> str:
 
 def stage_of(rel: str) -> str | None:
     """'train' or 'eval' for a stage's own files; None for files every stage shares (spec, data)."""
-    if rel.startswith((f"{CHECKPOINT_DIR}/", f"{RESUME_DIR}/")) or rel in TRAIN_FILES:
+    if rel.startswith((f"{CHECKPOINT_DIR}/", f"{EVAL_COPY_DIR}/", f"{RESUME_DIR}/")) or rel in TRAIN_FILES:
         return "train"
     return "eval" if rel in EVAL_FILES else None
 

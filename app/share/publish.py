@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import UserError
-from app.rundir.layout import CHECKPOINT_DIR, RESUME_DIR, STATUS_JSON
+from app.rundir.layout import CHECKPOINT_DIR, EVAL_COPY_DIR, RESUME_DIR, STATUS_JSON
 from app.rundir.manifest import read_manifest, write_published_manifest
 from app.rundir.paths import inside, refuse_special
 from app.rundir.run_dir import RunDir, hash_tree, now, refuse_symlinks
 
-OMIT_DIRS = (CHECKPOINT_DIR, RESUME_DIR)  # large, and rebuilt by `repro replay`
+OMIT_DIRS = (CHECKPOINT_DIR, EVAL_COPY_DIR, RESUME_DIR)  # large, and rebuilt by `repro replay`
 LEFT_OUT = "large file left out when publishing"
 # The one-time conversion of run copies whose checkpoints were removed before publishing existed.
 ABSENT = "deleted from the run before publishing; size not recorded"

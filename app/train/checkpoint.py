@@ -182,6 +182,35 @@ def pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def save_eval_copy(checkpoint: Path, out: Path) -> None:
+    """`checkpoint` with its floating-point weights cast to bf16, for evaluation in bfloat16: half the
+    bytes to write and to read back. The cast (round to nearest even) is the one vLLM makes loading
+    the fp32 weights with dtype bfloat16, so predictions do not change. Written atomically."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for f in sorted(checkpoint.iterdir()):
+            if f.name.endswith(".safetensors"):
+                tensors = load_file(f)
+                cast = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()}
+                save_file(cast, tmp / f.name, metadata={"format": "pt"})
+            elif f.name == "config.json":
+                config = json.loads(f.read_text())
+                config.update({k: "bfloat16" for k in ("torch_dtype", "dtype") if k in config})
+                (tmp / f.name).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            else:
+                shutil.copy2(f, tmp / f.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
 def save_checkpoint(model, tokenizer, out: Path) -> None:
     """safetensors + tokenizer + generation_config, written atomically.
 
