@@ -4,7 +4,7 @@ Every number is arithmetic on the spec, the GSM8K rows it selects and the model'
 assumptions printed next to the numbers (ASSUMPTIONS). A plan never needs a fetch: rows that cannot
 be read yet are estimated from GSM8K's split sizes and mean lengths (with a warning), a `run:` model
 is sized from the spec of that run, and a model of unknown size is named as unknown in the table.
-Pure: no torch, transformers or vLLM.
+No torch or vLLM; transformers only to count tokens with a tokenizer already cached here.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.errors import UserError
 from app.inputs.gsm8k import FULL_SIZES, Example, nested_indices, resolve_source, select_eval, select_train
 from app.inputs.prompts import answer_span_start, get_template, render_prompt, render_target
 from app.jsonfile import read_object
+from app.launch.memory_model import CE_CHUNK, Shape, shape_from_config, train_memory  # noqa: F401  (re-exported)
 from app.spec.identity import RUN_PREFIX, referenced_name
 from app.spec.run_spec import RunSpec, load_spec
 from app.train.sft_data import plan_budget
@@ -33,7 +34,6 @@ STEP_OVERHEAD_S = 0.004  # engine overhead per decode step (scheduling, sampling
 # vLLM decodes at most max_num_seqs sequences at once (256, its documented default; H100-class GPUs may
 # default higher, so this is the cautious figure). `repro eval` hands it chunks of submit_chunk prompts.
 MAX_NUM_SEQS = 256
-CE_CHUNK = 2048  # app/train/loop.CE_CHUNK: supervised positions per fp32 cross-entropy chunk on CUDA
 STARTUP_S = 180  # per stage: process start, model load, engine warm-up
 
 
@@ -75,46 +75,10 @@ GPUS = {
 }
 
 
-@dataclass(frozen=True)
-class Shape:
-    """The numbers of a llama/Qwen2-style decoder that the estimates need."""
-
-    vocab: int
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    tied: bool
-
-    @property
-    def kv_dim(self) -> int:
-        return self.hidden // self.heads * self.kv_heads
-
-    @property
-    def params(self) -> int:
-        d = self.hidden
-        per_layer = 2 * d * d + 2 * d * self.kv_dim + 3 * d * self.intermediate + 2 * d
-        return self.vocab * d * (1 if self.tied else 2) + self.layers * per_layer + d
-
-
 KNOWN = {
     "Qwen/Qwen2.5-Math-1.5B": Shape(151936, 1536, 8960, 28, 12, 2, True),
     "smollm2-135m": Shape(49152, 576, 1536, 30, 9, 3, True),
 }
-
-
-def shape_from_config(cfg: dict) -> Shape:
-    heads = cfg["num_attention_heads"]
-    return Shape(
-        cfg["vocab_size"],
-        cfg["hidden_size"],
-        cfg["intermediate_size"],
-        cfg["num_hidden_layers"],
-        heads,
-        cfg.get("num_key_value_heads", heads),
-        bool(cfg.get("tie_word_embeddings", False)),
-    )
 
 
 def checked_shape(path: Path) -> Shape:
@@ -275,26 +239,6 @@ def counted_lengths(path: Path, template, rows: list[Example]) -> list[tuple[int
 
 def supervised(mode: str, prompt: int, target: int, answer: int) -> int:
     return {"response": target, "answer_only": answer, "full": prompt + target}[mode]
-
-
-def train_memory(shape: Shape, micro: int, seq: int, dtype: str, checkpointing: bool) -> dict:
-    """Peak training memory in GB: fp32 weights, fp32 grads, AdamW's two fp32 moments, activations.
-
-    Activations per token and layer ≈ (6·d + 4·i) values in the compute dtype plus two fp32
-    copies of the residual for the norms; with gradient checkpointing only each layer's input is
-    kept, plus one layer's full set. Logits on CUDA (app/train/loop.chunked_ce_sum): the
-    compute-dtype logits and their gradient whole, plus one chunk of CE_CHUNK positions in fp32
-    (copy, log-softmax, gradient); no fp32 copy of all the logits.
-    """
-    n, d, i = shape.params, shape.hidden, shape.intermediate
-    act_bytes = 2 if dtype == "bfloat16" else 4
-    per_layer = act_bytes * (6 * d + 4 * i) + 4 * 2 * d
-    tokens = micro * seq
-    layers = tokens * (4 * d * shape.layers + per_layer) if checkpointing else tokens * per_layer * shape.layers
-    logits = tokens * shape.vocab * 2 * act_bytes + min(tokens, CE_CHUNK) * shape.vocab * (4 + 4 + 4)
-    gb = {"weights": 4 * n, "grads": 4 * n, "adamw": 8 * n, "activations": layers + logits}
-    gb = {k: v / 1e9 for k, v in gb.items()}
-    return {**gb, "total": sum(gb.values())}
 
 
 def engine_concurrency(batch_size: int) -> int:
