@@ -110,6 +110,7 @@ class TrainSpec(_Section):
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="float32, or bfloat16 autocast")
     group_by_length: bool = Field(False, description="sort batches by length within chunks (less padding)")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
+    compile: bool = Field(False, description="torch.compile the model (fused kernels: a different run)")
     save_every: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints")
     save_every_minutes: float | None = Field(
         30, gt=0, description="also save a resumable checkpoint after this many minutes of training (null: off)"

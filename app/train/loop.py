@@ -168,8 +168,12 @@ def load_model(
     revision: str | None,
     trust_remote_code: bool,
     gradient_checkpointing: bool,
+    compile: bool = False,
 ):
-    """fp32 master weights on `device`, wrapped in DDP when there are several processes."""
+    """fp32 master weights on `device`, wrapped in DDP when there are several processes.
+
+    `compile`: torch.compile in place (nn.Module.compile), so parameter names, state dicts and
+    checkpoints are those of the uncompiled model."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -178,6 +182,8 @@ def load_model(
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.config.use_cache = False
+    if compile:
+        model.compile()
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     model.train()
@@ -275,6 +281,7 @@ def run_training(
         revision=revision,
         trust_remote_code=trust_remote_code,
         gradient_checkpointing=opts.gradient_checkpointing,
+        compile=getattr(opts, "compile", False),
     )
     optimizer = make_optimizer(model, opts.lr, opts.weight_decay, where.type)
     lengths = [len(e.input_ids) for e in examples]
@@ -339,7 +346,11 @@ def run_training(
         "warmup_steps": warmup_steps(total_steps, opts.warmup_ratio),
         "resumed_from_step": start,
         "global_batch": global_batch,
-        "kernels": {"loss": loss_kernel(where.type), "adamw": next(iter(adamw_kernel(where.type)))},
+        "kernels": {
+            "loss": loss_kernel(where.type),
+            "adamw": next(iter(adamw_kernel(where.type))),
+            "compiled": bool(getattr(opts, "compile", False)),
+        },
         **({"budget_tokens": opts.max_tokens, "last_step_windows": budget.last_windows} if opts.max_tokens else {}),
         "world_size": world,
         "examples": len(examples),

@@ -196,7 +196,7 @@ def test_bf16_checkpointing_grouping_and_token_budget(tiny_spec, tmp_path):
     assert metrics["budget_tokens"] == 3000 and sum(r["tokens"] for r in log) == metrics["tokens_trained"]
     assert abs(metrics["tokens_trained"] - 3000) <= spec.train.micro_batch_size * 200 / 2
     assert metrics["dropped_overlong"] > 0 and metrics["train_examples"] == 16 - metrics["dropped_overlong"]
-    assert metrics["kernels"] == {"loss": "full", "adamw": "foreach"}  # the CPU keeps its goldens' kernels
+    assert metrics["kernels"] == {"loss": "full", "adamw": "foreach", "compiled": False}  # the CPU goldens' kernels
     assert all(math.isfinite(r["loss"]) for r in log)
     # 5% of a few steps rounds to one warmup step: it runs at half the peak LR, the next at peak
     assert metrics["warmup_steps"] == 1 and log[0]["lr"] == 0.5e-3 and log[1]["lr"] == 1e-3
@@ -208,3 +208,26 @@ def test_device_cpu_trains_on_the_cpu_even_where_a_gpu_is_visible():
     assert init_distributed("cpu") == (0, 1, torch.device("cpu"))
     expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     assert init_distributed("auto")[2] == expected
+
+
+@pytest.mark.slow
+def test_train_compile_trains_the_same_model_under_another_name(tiny_spec, tmp_path):
+    """train.compile: torch.compile in place; the same parameter names in the checkpoint, losses within
+    float noise of eager, recorded, and a different run (fused kernels change the last bits)."""
+    from safetensors.torch import load_file
+
+    from app.spec.identity import spec_hash
+
+    eager_spec, compiled_spec = (
+        load_spec(tiny_spec(name="eager")),
+        load_spec(tiny_spec(name="eager", train={"compile": True})),
+    )
+    assert spec_hash(eager_spec) != spec_hash(compiled_spec)
+    eager = train_stage(eager_spec, tmp_path / "a", progress=False)
+    compiled = train_stage(compiled_spec, tmp_path / "b", progress=False)
+    assert json.loads(compiled.file("train_metrics.json").read_text())["kernels"]["compiled"] is True
+    assert set(load_file(eager.file("checkpoint/model.safetensors"))) == set(
+        load_file(compiled.file("checkpoint/model.safetensors"))
+    )
+    for a, b in zip(losses(eager.path), losses(compiled.path)):
+        assert b == pytest.approx(a, rel=1e-3)
