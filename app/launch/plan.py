@@ -28,7 +28,8 @@ from app.train.sft_data import plan_budget
 # 157.8 tokens, target 100.6, answer span 9.3 on average). Tokenizers that split digits (Qwen2.5)
 # give somewhat more tokens for the number-heavy targets.
 CHARS_PER_TOKEN = {"prompt": 4.29, "target": 2.71, "answer": 2.40}
-MFU = 0.35  # model FLOPs utilisation assumed for training
+MFU = 0.35  # model FLOPs utilisation assumed for training, unless `make gpu-check` measured it (GPU_CHECK)
+GPU_CHECK = Path(__file__).resolve().parents[2] / "docs" / "gpu" / "gpu_check.json"
 DECODE_BW_EFF = 0.5  # fraction of memory bandwidth a decode step achieves
 STEP_OVERHEAD_S = 0.004  # engine overhead per decode step (scheduling, sampling, kernel launches)
 # vLLM decodes at most max_num_seqs sequences at once (256, its documented default; H100-class GPUs may
@@ -285,13 +286,13 @@ def estimate(spec: RunSpec, gpu_name: str = "h100", specs: dict[str, RunSpec] | 
         spec.eval.max_new_tokens,
     )
     out["eval_hours"] = None if shape is None else decode_seconds(shape, gpu, *eval_args) / 3600
-    out.update(train_estimate(spec, train_rows, shape, gpu) if spec.train else empty_train())
+    out.update(train_estimate(spec, train_rows, shape, gpu, train_mfu(gpu_name)) if spec.train else empty_train())
     out["startup_hours"] = (2 if spec.train else 1) * STARTUP_S / 3600
     out["gpu_hours"] = None if shape is None else out["train_hours"] + out["eval_hours"] + out["startup_hours"]
     return out
 
 
-def train_estimate(spec: RunSpec, rows: list[Example], shape: Shape | None, gpu: Gpu) -> dict:
+def train_estimate(spec: RunSpec, rows: list[Example], shape: Shape | None, gpu: Gpu, mfu: float = MFU) -> dict:
     """Examples, steps, tokens, FLOPs (6·N·T), memory and hours of the train stage on one GPU (the
     last three None when the model's size is unknown)."""
     t = spec.train
@@ -316,13 +317,31 @@ def train_estimate(spec: RunSpec, rows: list[Example], shape: Shape | None, gpu:
     flops = 6 * shape.params * tokens
     peak = (gpu.bf16_tflops if t.dtype == "bfloat16" else gpu.fp32_tflops) * 1e12
     mem = train_memory(shape, t.micro_batch_size, min(max(full), t.max_seq_len), t.dtype, t.gradient_checkpointing)
-    hours = flops / (peak * MFU) / 3600
+    hours = flops / (peak * mfu) / 3600
     return {**out, "train_flops": flops, "train_hours": hours, "memory_gb": mem, "fits": mem["total"] <= gpu.memory_gb}
 
 
 def empty_train() -> dict:
     zero = dict.fromkeys(("train_examples", "steps", "train_tokens", "supervised_tokens", "longest_example"), 0)
     return {**zero, "train_flops": 0.0, "train_hours": 0.0, "memory_gb": None, "fits": True}
+
+
+def measured_mfu(gpu_name: str) -> tuple[float, str] | None:
+    """(MFU, where) that `make gpu-check` measured training the 1.5B shape on this GPU kind, if committed."""
+    if not GPU_CHECK.is_file():
+        return None
+    report = read_object(GPU_CHECK)
+    gpu = str(report.get("environment", {}).get("gpu") or "")
+    if report.get("mode") != "full" or gpu_name.lower() not in gpu.lower():
+        return None
+    runs = report.get("models", {}).get("qwen2.5-1.5b", {}).get("training")
+    mfu = runs[0].get("mfu") if isinstance(runs, list) and runs else None
+    return (float(mfu), f"{gpu} in {GPU_CHECK.relative_to(GPU_CHECK.parents[2])}") if mfu else None
+
+
+def train_mfu(gpu_name: str) -> float:
+    measured = measured_mfu(gpu_name)
+    return measured[0] if measured else MFU
 
 
 def gpu_by_name(name: str) -> Gpu:
@@ -403,7 +422,12 @@ def assumptions(gpu_name: str) -> list[str]:
         "training tokens counted with the spec's own tokenizer where it is cached here (repro fetch); else "
         f"characters / {cpt['prompt']} (prompt), / {cpt['target']} (target), / {cpt['answer']} (answer span), "
         "measured with the SmolLM2 tokenizer on GSM8K (digit-splitting tokenizers give a few % more)",
-        f"training FLOPs = 6 x params x non-pad tokens (padding and attention not counted), at {MFU:.0%} MFU",
+        "training FLOPs = 6 x params x non-pad tokens (padding and attention not counted), at "
+        + (
+            f"{m[0]:.0%} MFU measured by make gpu-check on {m[1]}"
+            if (m := measured_mfu(gpu_name))
+            else f"{MFU:.0%} MFU"
+        ),
         "peak memory = fp32 weights + fp32 grads + AdamW 2 x fp32 + activations at micro-batch x longest "
         f"example (bf16 autocast halves activations, not weights) + logits (chunked CE: {CE_CHUNK} positions "
         "in fp32 at a time); (!) = over the GPU's memory",

@@ -172,3 +172,23 @@ def test_plan_ce_chunk_is_the_trainers():
     from app.train import loop
 
     assert plan.CE_CHUNK == loop.CE_CHUNK
+
+
+def test_a_committed_gpu_check_replaces_the_assumed_mfu(tiny_spec, tmp_path, monkeypatch):
+    """docs/gpu/gpu_check.json from an H100 (full mode) sets the H100's MFU; other GPUs keep the assumption."""
+    from app.launch import plan
+
+    report = {"mode": "full", "environment": {"gpu": "NVIDIA H100 80GB HBM3"},
+              "models": {"qwen2.5-1.5b": {"training": [{"mfu": 0.21}, {"mfu": 0.17}]}}}  # fmt: skip
+    (tmp_path / "docs" / "gpu").mkdir(parents=True)
+    monkeypatch.setattr(plan, "GPU_CHECK", tmp_path / "docs" / "gpu" / "gpu_check.json")
+    plan.GPU_CHECK.write_text(json.dumps(report))
+    spec = load_spec(tiny_spec())
+    assumed = plan.train_estimate(spec, plan.plan_rows(spec)[0], plan.known_shape(spec.model.id), GPUS["h100"])
+    measured = estimate(spec, "h100")
+    assert measured["train_hours"] == pytest.approx(assumed["train_hours"] * MFU / 0.21)
+    assert "21% MFU measured by make gpu-check on NVIDIA H100" in " ".join(assumptions("h100"))
+    assert estimate(spec, "a100")["train_hours"] > 0 and f"{MFU:.0%} MFU" in " ".join(assumptions("a100"))
+    report["mode"] = "tiny"
+    plan.GPU_CHECK.write_text(json.dumps(report))
+    assert plan.measured_mfu("h100") is None  # a CPU run of the check measures nothing about a GPU
