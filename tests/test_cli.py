@@ -310,7 +310,8 @@ def test_plan_and_slurm_dry_run_of_the_committed_specs_need_nothing_fetched(tmp_
     lines = plan.stdout.splitlines()
     assert lines[-15].startswith("TOTAL") and "(size of repro-ci/smollm2-135m unknown)" in plan.stdout
     power = lines[lines.index(next(ln for ln in lines if ln.startswith("power: "))) :]
-    assert len(power) == 7 and power[2].split()[-5:-3] == ["1319", "0.047"]  # the GPU study's n, CPU discordance
+    # the GPU study's n, one seed (the committed GPU specs have no replicates), the CPU study's discordance
+    assert len(power) == 7 and power[2].split()[-6:-3] == ["1319", "1", "0.047"]
     assert "openai/gsm8k is not fetched" in plan.stderr and "estimated from GSM8K's split sizes" in plan.stderr
     runs = tmp_path / "runs"
     sweep = cli("sweep", *specs, "--launcher", "slurm", "--dry-run", "--time", "2:00:00", "--runs-dir", str(runs))

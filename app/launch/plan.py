@@ -228,7 +228,7 @@ def token_lengths(spec: RunSpec, rows: list[Example]) -> list[tuple[int, int, in
 def counted_lengths(path: Path, template, rows: list[Example]) -> list[tuple[int, int, int]]:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(path))
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)  # a tokenizer.json: no code to run
     count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     out = []
     for row in rows:

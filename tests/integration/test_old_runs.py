@@ -126,8 +126,18 @@ def test_committed_study_runs_still_audit_and_match_their_specs(run):
     out = repro("audit", str(run))
     assert out.returncode == 0 and f"AUDIT OK {run}" in out.stdout, out.stderr
     stored = parse_spec((run / "spec.json").read_text())
-    committed = REPO / "specs" / "cpu_study" / f"{stored.name}.json"
-    assert find_run_dir(load_spec(committed), run.parent) == run
+    committed = as_committed_run(load_spec(REPO / "specs" / "cpu_study" / f"{stored.name}.json"), stored)
+    assert find_run_dir(committed, run.parent) == run
+
+
+def as_committed_run(spec, stored):
+    """While the CPU study is regenerated (issue #23) its specs say `numerics: portable` and the committed
+    runs were made `native`: that must be the only difference in identity, so with it undone the regenerated
+    spec still names the committed run."""
+    if spec.numerics != stored.numerics:
+        assert (spec.numerics, stored.numerics) == ("portable", "native")
+        spec = spec.model_copy(update={"numerics": stored.numerics})
+    return spec
 
 
 def test_the_published_decode_run_is_found_for_its_regenerated_spec():
@@ -136,6 +146,7 @@ def test_the_published_decode_run_is_found_for_its_regenerated_spec():
 
     run = next(p for p in STUDY_RUNS if p.name.startswith("cpu_decode384_P_128-"))
     stored, committed = (run / "spec.json").read_text(), load_spec(REPO / "specs/cpu_study/cpu_decode384_P_128.json")
+    committed = as_committed_run(committed, parse_spec(stored))
     assert parse_spec(stored).model.id == "run:cpu_P_128-7a039179" and committed.model.id == "run:cpu_P_128"
     assert same_run(stored, committed) and find_run_dir(committed, run.parent) == run
     assert run_named(run.parent, "cpu_P_128") == run.parent / "cpu_P_128-7a039179"
