@@ -67,6 +67,8 @@ STAGE_OUTPUTS = {
     ),
     "eval": EVAL_FILES,
 }
+# Outputs a stage writes only for some specs (the bf16 copy: bfloat16 evaluation); a sealed stage needs the rest.
+OPTIONAL_OUTPUTS = (f"{EVAL_COPY_DIR}/",)
 # The files of a complete run that no manifest can hold: the manifest itself, status.json (rewritten
 # when a stage ends, after sealing) and the lock file (rewritten by whoever opens the run).
 VOLATILE_FILES = (MANIFEST_JSON, STATUS_JSON, LOCK_FILE)

@@ -32,6 +32,7 @@ from app.rundir.layout import (
     ENV_JSON,
     LOGS_DIR,
     MANIFEST_JSON,
+    OPTIONAL_OUTPUTS,
     RESUME_DIR,
     RESUME_LATEST,
     SPEC_JSON,
@@ -244,7 +245,7 @@ def stage_sealed(run: RunDir, stage: str) -> bool:
     """Whether the manifest already seals every output of `stage` (sealing is the stage's last act
     before status.json says complete, so a kill in between leaves exactly this)."""
     sealed = read_manifest(run)["files"]
-    outputs = [p for p in STAGE_OUTPUTS[stage] if not p.endswith(".tmp/")]
+    outputs = [p for p in STAGE_OUTPUTS[stage] if not p.endswith(".tmp/") and p not in OPTIONAL_OUTPUTS]
     return all(p in sealed or (p.endswith("/") and any(r.startswith(p) for r in sealed)) for p in outputs)
 
 
