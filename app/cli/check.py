@@ -78,7 +78,7 @@ def compare(
     with user_errors():
         if len(runs) < 2:
             raise UserError("compare: give two runs (or the seed replicates of two arms)")
-        paths_a, paths_b = split_arms(runs, note, allow_unverified)
+        paths_a, paths_b = split_arms(runs)
         out = compare_arms(paths_a, paths_b, allow_unverified, note, allow_mixed)
     if as_json:
         typer.echo(json.dumps(out, indent=2))

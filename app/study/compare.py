@@ -61,16 +61,18 @@ def compare_runs(
     return compare_arms([run_a], [run_b], allow_unverified, log, allow_mixed)
 
 
-def split_arms(paths: list[Path], log: Callable[[str], None], allow_unverified: bool) -> tuple[list, list]:
+def split_arms(paths: list[Path]) -> tuple[list, list]:
     """Two paths: A and B. More: run directories of exactly two recipes (A: the first one's), paired by seed."""
     if len(paths) == 2:
         return [paths[0]], [paths[1]]
-    from app.study.report import load_run
+    from app.rundir.layout import SPEC_JSON
+    from app.spec.run_spec import load_spec
     from app.study.spread import recipe_key
 
     if not all(Path(p).is_dir() for p in paths):
         raise UserError("compare: more than two arguments must all be run directories (seed replicates)")
-    keys = [recipe_key(load_run(Path(p), allow_unverified, log).spec) for p in paths]
+    # Only the specs, to group by recipe: compare_arms then verifies and reads each run once.
+    keys = [recipe_key(load_spec(Path(p) / SPEC_JSON)) for p in paths]
     recipes = list(dict.fromkeys(keys))
     if len(recipes) != 2:
         raise UserError(f"compare: {len(paths)} runs hold {len(recipes)} recipes; seed replicates of exactly two")
